@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['pool_slots', 'default_level_dims', 'HierarchicalDataStructure']
 
-# %% ../nbs/03_hds.ipynb #c810f36c
+# %% ../nbs/03_hds.ipynb #87f91e8f
 import math
 from typing import Literal
 
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .memory_state import MemoryState
 
-# %% ../nbs/03_hds.ipynb #1f56f3bd
+# %% ../nbs/03_hds.ipynb #7ecf7e68
 def pool_slots(x: Tensor, num_slots: int, pool: Literal["mean", "max"] = "mean") -> Tensor:
     "Pool `x: (*batch, n, d)` over its slot axis to `(*batch, num_slots, d)` with adaptive mean or max pooling."
     *batch, n, d = x.shape
@@ -25,7 +25,7 @@ def pool_slots(x: Tensor, num_slots: int, pool: Literal["mean", "max"] = "mean")
     pooled = (F.adaptive_avg_pool1d if pool == "mean" else F.adaptive_max_pool1d)(flat, num_slots)
     return pooled.transpose(1, 2).reshape(*batch, num_slots, d)
 
-# %% ../nbs/03_hds.ipynb #94a6f00d
+# %% ../nbs/03_hds.ipynb #7c67c5ff
 def default_level_dims(num_slots: int, num_levels: int, factor: int = 4) -> list[int]:
     "Slot counts that shrink by `factor` per level: M, M/4, M/16, ... (at least 1)."
     return [max(1, math.ceil(num_slots / factor ** l)) for l in range(num_levels)]
@@ -50,7 +50,7 @@ class HierarchicalDataStructure(nn.Module):
 
     def extra_repr(self): return f"num_levels={self.num_levels}, level_dims={self.level_dims}, pool={self.pool!r}"
 
-# %% ../nbs/03_hds.ipynb #b80ff4de
+# %% ../nbs/03_hds.ipynb #8082fb2d
 @patch
 def construct_hierarchy(self: HierarchicalDataStructure, state: MemoryState | None = None) -> list[tuple[Tensor, Tensor]]:
     "Pool the long-term memory of `state` (default: the bound state, which `state` replaces) level by level."
