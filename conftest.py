@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+import torch  # noqa: E402
+if not torch.cuda.is_available():  # Triton kernels run in Triton's interpreter; it must be chosen before triton is imported
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_addoption(parser):
