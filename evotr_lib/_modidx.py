@@ -96,6 +96,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'evotr_lib.scan._backward_by_reverse_scan': ('scan.html#_backward_by_reverse_scan', 'evotr_lib/scan.py'),
                                 'evotr_lib.scan._check_scan_inputs': ('scan.html#_check_scan_inputs', 'evotr_lib/scan.py'),
                                 'evotr_lib.scan._combine': ('scan.html#_combine', 'evotr_lib/scan.py'),
+                                'evotr_lib.scan._load_state': ('scan.html#_load_state', 'evotr_lib/scan.py'),
                                 'evotr_lib.scan._mlx_forward_fn': ('scan.html#_mlx_forward_fn', 'evotr_lib/scan.py'),
                                 'evotr_lib.scan._mlx_linear_scan': ('scan.html#_mlx_linear_scan', 'evotr_lib/scan.py'),
                                 'evotr_lib.scan._mlx_metal_scan': ('scan.html#_mlx_metal_scan', 'evotr_lib/scan.py'),

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['Backend', 'scan_ref', 'linear_scan', 'associative_scan_exponential']
 
-# %% ../nbs/04_scan.ipynb #561ff0c9
+# %% ../nbs/04_scan.ipynb #b12ff8e2
 import math, os
 from types import SimpleNamespace
 from typing import Literal
@@ -24,7 +24,7 @@ try:
 except ImportError:
     mx = None
 
-# %% ../nbs/04_scan.ipynb #72f1a489
+# %% ../nbs/04_scan.ipynb #e790f339
 def _scan_dtypes(*ts) -> tuple[torch.dtype, torch.dtype]:
     "(accumulation dtype, output dtype) for torch tensors `ts` (None entries ignored)."
     ts = [t for t in ts if t is not None]
@@ -59,7 +59,7 @@ def scan_ref(a: Tensor, x: Tensor, h0: Tensor | None = None) -> Tensor:
     h = x.new_zeros(x.shape[0], x.shape[2], dtype=acc) if h0 is None else h0.to(acc)
     return _scan_loop(a.to(acc), x.to(acc), h).to(out)
 
-# %% ../nbs/04_scan.ipynb #f4b65024
+# %% ../nbs/04_scan.ipynb #9ce7c519
 def _scan_chunked(a: Tensor, x: Tensor, h0: Tensor | None, chunk: int = 64) -> Tensor:
     "The blocked scan of (B, L, D) inputs in their (accumulation) dtype: chunks from zero, the scan of chunk ends, chunks again."
     B, L, D = x.shape
@@ -75,7 +75,7 @@ def _scan_chunked(a: Tensor, x: Tensor, h0: Tensor | None, chunk: int = 64) -> T
     starts = torch.cat([start[:, None], ends[:, :-1]], 1)                   #    ... and so before each chunk
     return _scan_loop(a_c, x_c, starts).view(B, n * chunk, D)[:, :L]        # 3. every chunk from its true start
 
-# %% ../nbs/04_scan.ipynb #aa9d64cf
+# %% ../nbs/04_scan.ipynb #a79827b3
 def _backward_by_reverse_scan(scan_fwd, a: Tensor, h: Tensor, h0: Tensor | None, dh: Tensor):
     "(da, dx, dh0) of h = scan(a, x, h0), from dh, with `scan_fwd` run on the reversed sequence. Accumulation dtype in and out."
     a_next = F.pad(a[:, 1:], (0, 0, 0, 1))                          # a_{t+1}; nothing flows in after the end
@@ -106,7 +106,7 @@ class _LinearScan(torch.autograd.Function):
         da, dx, dh0 = _BACKENDS[ctx.backend][1](a, h, h0, dh.contiguous(), ctx.acc, ctx.chunk)
         return da.to(a.dtype), dx.to(ctx.x_dtype), (None if h0 is None else dh0.to(h0.dtype)), None, None
 
-# %% ../nbs/04_scan.ipynb #e46c9a8d
+# %% ../nbs/04_scan.ipynb #261bade7
 _jit = triton.jit if triton is not None else (lambda f: f)
 
 @_jit
@@ -115,14 +115,19 @@ def _combine(a1, x1, a2, x2):
     return a1 * a2, a2 * x1 + x2
 
 @_jit
+def _load_state(H0, b, d, dmask, s0b, s0d, HAS_H0: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr):
+    "The start state h0[b, d] of this program's channels, or zeros."
+    if HAS_H0: return tl.load(H0 + b * s0b + d * s0d, mask=dmask, other=0.0).to(ACC)
+    else: return tl.zeros((BLOCK_D,), dtype=ACC)
+
+@_jit
 def _scan_fwd_kernel(A, X, H0, H, L, D,
                      sab, sal, sad, sxb, sxl, sxd, s0b, s0d, shb, shl, shd,
                      HAS_H0: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr):
     b = tl.program_id(0).to(tl.int64)
     d = (tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)).to(tl.int64)
     dmask = d < D
-    if HAS_H0: h = tl.load(H0 + b * s0b + d * s0d, mask=dmask, other=0.0).to(ACC)
-    else: h = tl.zeros((BLOCK_D,), dtype=ACC)
+    h = _load_state(H0, b, d, dmask, s0b, s0d, HAS_H0, ACC, BLOCK_D)
     rows = tl.arange(0, BLOCK_L).to(tl.int64)
     for start in range(0, L, BLOCK_L):
         l = start + rows
@@ -141,8 +146,7 @@ def _scan_bwd_kernel(A, H, H0, DH, DA, DX, L, D,
     b = tl.program_id(0).to(tl.int64)
     d = (tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)).to(tl.int64)
     dmask = d < D
-    if HAS_H0: h0 = tl.load(H0 + b * s0b + d * s0d, mask=dmask, other=0.0).to(ACC)
-    else: h0 = tl.zeros((BLOCK_D,), dtype=ACC)
+    h0 = _load_state(H0, b, d, dmask, s0b, s0d, HAS_H0, ACC, BLOCK_D)
     g_next = tl.zeros((BLOCK_D,), dtype=ACC)                       # g_{t+1} after the end: nothing flows back
     rows = tl.arange(0, BLOCK_L).to(tl.int64)
     n_tiles = tl.cdiv(L, BLOCK_L)
@@ -161,7 +165,7 @@ def _scan_bwd_kernel(A, H, H0, DH, DA, DX, L, D,
         tl.store(DA + b * sdab + l[:, None] * sdal + d[None, :] * sdad, (g * h_prev).to(DA.dtype.element_ty), mask=m)
         g_next = tl.sum(tl.where((rows == 0)[:, None], g, 0.0), 0)  # the tile's first g feeds the tile before it
 
-# %% ../nbs/04_scan.ipynb #c8489fa1
+# %% ../nbs/04_scan.ipynb #6319f2e5
 def _triton_ready(t: Tensor):
     if triton is None: raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
     interpreted = type(_scan_fwd_kernel).__name__ == "InterpretedFunction"
@@ -199,7 +203,7 @@ def _triton_backward(a, h, h0, dh, acc, chunk=None):
 
 _BACKENDS = {"torch": (_torch_forward, _torch_backward), "triton": (_triton_forward, _triton_backward)}
 
-# %% ../nbs/04_scan.ipynb #58545960
+# %% ../nbs/04_scan.ipynb #5ec02210
 def _mlx_scan_loop(a, x, h):
     "`_scan_loop` in MLX: a step per position along axis -2, vectorised over the rest."
     out = []
@@ -274,7 +278,7 @@ def _mlx_linear_scan(a, x, h0=None):
     h = scan(f32(a), f32(x), f32(h0) if h0 is not None else mx.zeros((B, D), dtype=mx.float32))
     return h.astype(out_dtype)
 
-# %% ../nbs/04_scan.ipynb #b2470a71
+# %% ../nbs/04_scan.ipynb #eb9144a5
 Backend = Literal["auto", "ref", "torch", "triton", "mlx"]
 
 def linear_scan(a, x, h0=None, backend: Backend = "auto", chunk_size: int = 64):
@@ -296,7 +300,7 @@ def linear_scan(a, x, h0=None, backend: Backend = "auto", chunk_size: int = 64):
     if backend == "triton": _triton_ready(x)
     return _LinearScan.apply(a, x, h0, backend, chunk_size)
 
-# %% ../nbs/04_scan.ipynb #31629742
+# %% ../nbs/04_scan.ipynb #f81b5511
 def associative_scan_exponential(gamma: Tensor, dim: int = 1) -> Tensor:
     "Cumulative product of `gamma` (>= 0) along `dim`, as exp(cumsum(log gamma)) with the sum accumulated in fp64."
     if not isinstance(gamma, Tensor) or not gamma.is_floating_point(): raise TypeError("gamma must be a floating point tensor")
