@@ -1,0 +1,92 @@
+"""Benchmark one MM-Rec layer against one SDPA (FlashAttention) transformer layer of the same width.
+
+Forward + backward in bf16 at sequence lengths 2K..32K: tokens/s and peak GPU memory (and memory per token).
+Target (issue #4): >= 3x the transformer's tokens/s at 32K, with memory per token flat in L.
+
+    python bench/model.py                        # on a CUDA machine; writes bench/results/model_<gpu>.md
+    python bench/model.py --smoke --out /tmp/x   # tiny sizes on any machine
+"""
+import argparse, datetime, importlib.metadata, os, platform, re, sys, time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evotr_lib.block import MMRecBlock
+
+
+class TransformerLayer(nn.Module):
+    "A pre-norm GPT layer: causal multi-head SDPA attention and the same SwiGLU MLP as the MM-Rec block."
+    def __init__(self, dim, heads, mlp_hidden):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.RMSNorm(dim), nn.RMSNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.up, self.down = nn.Linear(dim, 2 * mlp_hidden, bias=False), nn.Linear(mlp_hidden, dim, bias=False)
+
+    def forward(self, x):
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, L, D))
+        a, b = self.up(self.norm2(x)).chunk(2, -1)
+        return x + self.down(F.silu(a) * b)
+
+
+def measure(layer, B, L, D, dtype, dev, reps):
+    "(tokens/s, peak memory in bytes beyond the parameters) of forward + backward."
+    x = torch.randn(B, L, D, device=dev, dtype=dtype, requires_grad=True)
+    dy = torch.randn(B, L, D, device=dev, dtype=dtype)
+    def run():
+        out = layer(x)
+        y = out[0] if isinstance(out, tuple) else out
+        torch.autograd.grad(y, [x, *layer.parameters()], dy)
+    run()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); run()
+        if dev.type == "cuda": torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+    peak = torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else None
+    return B * L / sorted(ts)[len(ts) // 2], peak
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, any device (for CI)")
+    args = p.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.smoke: B, D, H, Ls, dtype, reps = 1, 32, 4, [128, 256], torch.float32, 2
+    else:
+        if dev.type != "cuda": sys.exit("bench/model.py measures GPU throughput: run it on a CUDA machine (or use --smoke)")
+        B, D, H, Ls, dtype, reps = 1, 1024, 16, [2048, 4096, 8192, 16384, 32768], torch.bfloat16, 10
+    mlp_hidden = 64 * -(-8 * D // (3 * 64))
+    mmrec = MMRecBlock(D, D // 8, H, num_memories=4, mem_dim=D // 8, mem_slots=64, chunk_size=64, mlp_hidden=mlp_hidden).to(dev, dtype)
+    gpt = TransformerLayer(D, H, mlp_hidden).to(dev, dtype)
+    n_mm, n_gpt = (sum(q.numel() for q in m.parameters()) for m in (mmrec, gpt))
+    rows = []
+    for L in Ls:
+        (tm, mm_mem), (tg, g_mem) = measure(mmrec, B, L, D, dtype, dev, reps), measure(gpt, B, L, D, dtype, dev, reps)
+        rows.append((L, tm, tg, mm_mem, g_mem))
+    machine = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    mib = lambda b: "" if b is None else f"{b / 2**20:.0f}"
+    per_tok = lambda b, L: "" if b is None else f"{b / L / 1024:.1f}"
+    lines = [f"# MM-Rec layer vs SDPA transformer layer on {machine}", "",
+             f"{datetime.date.today()}; torch {torch.__version__}; width {D}, {H} heads, B={B}, {str(dtype).removeprefix('torch.')}, "
+             f"forward + backward; parameters: MM-Rec {n_mm / 1e6:.1f} M, transformer {n_gpt / 1e6:.1f} M."
+             + (" SMOKE RUN: tiny sizes, not a measurement." if args.smoke else ""), "",
+             "| L | MM-Rec tok/s | transformer tok/s | speed-up | MM-Rec peak MiB | KiB/token | transformer peak MiB | KiB/token |",
+             "|---|---|---|---|---|---|---|---|"]
+    for L, tm, tg, mm_mem, g_mem in rows:
+        lines.append(f"| {L} | {tm:,.0f} | {tg:,.0f} | {tm / tg:.2f}x | {mib(mm_mem)} | {per_tok(mm_mem, L)} | {mib(g_mem)} | {per_tok(g_mem, L)} |")
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    path = out / f"model_{re.sub(r'[^a-z0-9]+', '_', machine.lower()).strip('_')}.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines)); print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
