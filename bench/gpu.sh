@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, in one run (for a session with a lent GPU machine):
+# the notebooks' `#| cuda` and `#| slow` cells for the MM-Rec modules, then the GPU benchmarks,
+# whose results land in bench/results/ (copied to $OUT when that is set, so they come back).
+# The GPU image has torch, triton, numpy, matplotlib, pytest and safetensors; the rest (fastcore, nbdev,
+# execnb, ipykernel, accelerated-scan) travels as wheels in .whl/ (see bench/README.md).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+status=0
+python3 -m pytest -q -p no:cacheprovider --nb-flags "cuda slow" nbs/04_scan.ipynb nbs/05_block.ipynb nbs/06_model.ipynb || status=1
+python3 bench/scan.py || status=1
+python3 bench/model.py || status=1
+[ -n "${OUT:-}" ] && cp bench/results/*.md "$OUT"/ 2>/dev/null
+exit $status
