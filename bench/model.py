@@ -10,27 +10,9 @@ import argparse, datetime, importlib.metadata, os, platform, re, sys, time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from evotr_lib.block import MMRecBlock
-
-
-class TransformerLayer(nn.Module):
-    "A pre-norm GPT layer: causal multi-head SDPA attention and the same SwiGLU MLP as the MM-Rec block."
-    def __init__(self, dim, heads, mlp_hidden):
-        super().__init__()
-        self.heads = heads
-        self.norm1, self.norm2 = nn.RMSNorm(dim), nn.RMSNorm(dim)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim, bias=False), nn.Linear(dim, dim, bias=False)
-        self.up, self.down = nn.Linear(dim, 2 * mlp_hidden, bias=False), nn.Linear(mlp_hidden, dim, bias=False)
-
-    def forward(self, x):
-        B, L, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        x = x + self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, L, D))
-        a, b = self.up(self.norm2(x)).chunk(2, -1)
-        return x + self.down(F.silu(a) * b)
+from evotr_lib.gpt import GPTBlock
 
 
 def measure(layer, B, L, D, dtype, dev, reps):
@@ -65,7 +47,7 @@ def main():
         B, D, H, Ls, dtype, reps = 1, 1024, 16, [2048, 4096, 8192, 16384, 32768], torch.bfloat16, 10
     mlp_hidden = 64 * -(-8 * D // (3 * 64))
     mmrec = MMRecBlock(D, D // 8, H, num_memories=4, mem_dim=D // 8, mem_slots=64, chunk_size=64, mlp_hidden=mlp_hidden).to(dev, dtype)
-    gpt = TransformerLayer(D, H, mlp_hidden).to(dev, dtype)
+    gpt = GPTBlock(D, H, mlp_hidden).to(dev, dtype)
     n_mm, n_gpt = (sum(q.numel() for q in m.parameters()) for m in (mmrec, gpt))
     rows = []
     for L in Ls:
