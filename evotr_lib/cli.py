@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = ['OPTIONAL_BACKENDS', 'components', 'info', 'format_info', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #475a5103
+# %% ../nbs/90_cli.ipynb #ab30ca2d
 import argparse, importlib, importlib.metadata, json, pkgutil, platform, sys
+from pathlib import Path
 
 import torch
 
 import evotr_lib
 from .config import available_devices, data_home, get_device, is_offline
 
-# %% ../nbs/90_cli.ipynb #802550fa
+# %% ../nbs/90_cli.ipynb #c2f7ad8f
 OPTIONAL_BACKENDS = {  # distribution name -> what evotr uses it for
     "triton": "GPU scan kernels", "mlx": "Apple-silicon arrays", "mlx-lm": "MLX base models",
     "transformers": "Hugging Face base models", "peft": "LoRA experts", "chromadb": "long-term memory store",
@@ -48,7 +49,7 @@ def info() -> dict:
         "backends": {name: _version(name) for name in OPTIONAL_BACKENDS},
     }
 
-# %% ../nbs/90_cli.ipynb #03065bbd
+# %% ../nbs/90_cli.ipynb #37b731ee
 def format_info(r: dict) -> str:
     "`info()` as aligned text for a terminal."
     lines = [f"evotr {r['evotr']}  (python {r['python']}, torch {r['torch']})", f"platform   {r['platform']}",
@@ -67,6 +68,26 @@ def _cmd_info(args) -> int:
     print(json.dumps(r, indent=2) if args.json else format_info(r))
     return 0
 
+def _cmd_train(args) -> int:
+    from evotr_lib.train import RunConfig, train_lm   # imported on use: `evotr info` stays fast
+    saved = Path(args.out) / "run.json"
+    source = args.config or (saved if args.resume and saved.is_file() else None)   # a resumed run starts from its own run.json
+    base = json.loads(Path(source).read_text()) if source else {}
+    given = {k: v for k, v in dict(model=args.model, corpus=args.corpus, tokenizer=args.tokenizer, seq_len=args.seq_len,
+                                   batch_size=args.batch_size).items() if v is not None}
+    train = {**(base.get("train") or {}), **{k: v for k, v in dict(max_steps=args.steps, lr=args.lr).items() if v is not None}}
+    model_config = {**(base.get("model_config") or {}), **(json.loads(args.model_config) if args.model_config else {})}
+    run = RunConfig.from_dict({**base, **given, "train": train, "model_config": model_config or None})
+    trainer = train_lm(run, args.out, resume=args.resume)
+    print(f"trained to step {trainer.step}; metrics in {trainer.metrics_path}, checkpoints in {Path(args.out) / 'checkpoints'}")
+    return 0
+
+def _cmd_eval(args) -> int:
+    from evotr_lib.train import evaluate_bpb
+    r = evaluate_bpb(args.run, split=args.split, corpus=args.corpus, max_batches=args.max_batches)
+    print(json.dumps(r, indent=2) if args.json else f"{r['corpus']} / {r['split']}: {r['bpb']:.4f} bits per byte ({r['bytes']:,} bytes)")
+    return 0
+
 def build_parser() -> argparse.ArgumentParser:
     "The `evotr` argument parser; each sub-command sets `func(args) -> exit code`."
     p = argparse.ArgumentParser(prog="evotr", description="evotr: MM-Rec, EVO-TR and PD-CLM from one workbook.")
@@ -75,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     pi = sub.add_parser("info", help="versions, device and available components")
     pi.add_argument("--json", action="store_true", help="print machine-readable JSON")
     pi.set_defaults(func=_cmd_info)
+    pt = sub.add_parser("train", help="train a language model (MM-Rec or the GPT baseline) on a corpus",
+                        description="Train a language model; the run folder gets run.json, metrics.jsonl and checkpoints/.")
+    pt.add_argument("out", help="run folder")
+    pt.add_argument("--config", help="a run.json to start from (flags override it)")
+    pt.add_argument("--model", choices=["mmrec", "gpt"]); pt.add_argument("--corpus", help="e.g. tr+python")
+    pt.add_argument("--tokenizer", help="byte or bpe8192"); pt.add_argument("--seq-len", type=int); pt.add_argument("--batch-size", type=int)
+    pt.add_argument("--steps", type=int, help="max_steps"); pt.add_argument("--lr", type=float)
+    pt.add_argument("--model-config", help='JSON overrides of the model config, e.g. \'{"model_dim": 128}\'')
+    pt.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    pt.set_defaults(func=_cmd_train)
+    pe = sub.add_parser("eval", help="bits per byte of a trained run on a corpus split")
+    pe.add_argument("run", help="run folder written by `evotr train`")
+    pe.add_argument("--split", default="test", choices=["train", "validation", "test"]); pe.add_argument("--corpus")
+    pe.add_argument("--max-batches", type=int, help="score only the first windows (quick checks)")
+    pe.add_argument("--json", action="store_true")
+    pe.set_defaults(func=_cmd_eval)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_at', 'world', 'init_distributed', 'lm_loss', 'Trainer', 'evaluate', 'save_checkpoint',
-           'load_checkpoint', 'fit', 'read_metrics', 'plot_metrics']
+           'load_checkpoint', 'fit', 'read_metrics', 'plot_metrics', 'RunConfig', 'build_model', 'train_lm', 'load_run',
+           'evaluate_bpb']
 
-# %% ../nbs/12_train.ipynb #641573ee
+# %% ../nbs/12_train.ipynb #77d5c6aa
 import json, math, os, random, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import Config, seed_everything
 
-# %% ../nbs/12_train.ipynb #a6843bc6
+# %% ../nbs/12_train.ipynb #69098f30
 @dataclass
 class TrainConfig(Config):
     "Optimisation settings of a training run."
@@ -55,7 +56,7 @@ def lr_at(step: int, c: TrainConfig) -> float:
     progress = min(1.0, (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps))
     return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * progress))
 
-# %% ../nbs/12_train.ipynb #262e6111
+# %% ../nbs/12_train.ipynb #4f603e5c
 def world() -> tuple[int, int]:
     "(rank, world size): from the process group, else (0, 1)."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
@@ -70,13 +71,13 @@ def init_distributed() -> bool:
         dist.init_process_group(backend)
     return True
 
-# %% ../nbs/12_train.ipynb #5c1fd508
+# %% ../nbs/12_train.ipynb #4d5ce2b3
 def lm_loss(model: nn.Module, batch: Tensor) -> Tensor:
     "Mean next-token cross-entropy (nats) of `model` on token ids batch (B, L+1)."
     logits = model(batch[:, :-1])
     return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
 
-# %% ../nbs/12_train.ipynb #c624ef82
+# %% ../nbs/12_train.ipynb #e79af18b
 def _rng_state() -> tuple[dict, dict]:
     "(json-able part, tensors) of every RNG's state."
     py = random.getstate()
@@ -113,7 +114,7 @@ def _join_optimizer_state(meta: dict, tensors: dict) -> dict:
         idx, name = key.split(".", 1); state.setdefault(int(idx), {})[name] = v
     return {"state": state, "param_groups": meta["param_groups"]}
 
-# %% ../nbs/12_train.ipynb #245b804d
+# %% ../nbs/12_train.ipynb #2503f185
 class Trainer:
     "Train `model` on `train_batch(step, micro) -> global batch` with AdamW; checkpoints and metrics go to `out_dir`."
     def __init__(self, model: nn.Module, config: TrainConfig, train_batch: Callable[[int, int], Tensor], out_dir,
@@ -142,7 +143,7 @@ class Trainer:
         if self.rank != 0: return
         with open(self.metrics_path, "a") as f: f.write(json.dumps(record) + "\n")
 
-# %% ../nbs/12_train.ipynb #70743251
+# %% ../nbs/12_train.ipynb #7060705e
 def _train_step(self: Trainer) -> dict:
     c, model = self.config, self.ddp
     model.train()
@@ -175,7 +176,7 @@ def evaluate(self: Trainer) -> float:
 
 Trainer._train_step, Trainer.evaluate = _train_step, evaluate
 
-# %% ../nbs/12_train.ipynb #7568d73f
+# %% ../nbs/12_train.ipynb #edadb6dd
 def save_checkpoint(self: Trainer) -> Path:
     "Write `out_dir/checkpoints/step_XXXXXXX/` (model.safetensors, state.safetensors, trainer.json) and point `latest` at it."
     path = self.out_dir / "checkpoints" / f"step_{self.step:07d}"
@@ -226,7 +227,7 @@ def fit(self: Trainer, until: int | None = None) -> list[dict]:
 
 Trainer.save_checkpoint, Trainer.load_checkpoint, Trainer.fit = save_checkpoint, load_checkpoint, fit
 
-# %% ../nbs/12_train.ipynb #7903ee26
+# %% ../nbs/12_train.ipynb #eab3865f
 def read_metrics(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
@@ -240,3 +241,73 @@ def plot_metrics(path, ax=None):
     if val: ax.plot(*zip(*val), "o-", label="validation")
     ax.set(xlabel="step", ylabel="loss (nats/token)"); ax.legend()
     return ax
+
+# %% ../nbs/12_train.ipynb #ae4a2b93
+import itertools
+from .data import TokenDataset, get_tokenizer
+from .gpt import GPT, GPTConfig
+from .model import MMRecConfig, MMRecModel
+from .tasks import bits_per_byte, total_nll
+
+@dataclass
+class RunConfig(Config):
+    "A language-model training run: data, model and optimisation."
+    model: Literal["mmrec", "gpt"] = "mmrec"
+    corpus: str = "tr+python"
+    tokenizer: str = "byte"
+    seq_len: int = 256
+    batch_size: int = 16
+    eval_batches: int = 8            # validation batches per evaluation
+    model_config: dict | None = None # overrides of MMRecConfig / GPTConfig (vocab_size comes from the tokenizer)
+    train: dict | None = None        # TrainConfig fields
+
+    @property
+    def train_config(self) -> TrainConfig: return TrainConfig.from_dict(self.train or {})
+
+def build_model(run: RunConfig, vocab_size: int) -> nn.Module:
+    "The run's model, freshly initialised (seeded by the run's seed)."
+    seed_everything(run.train_config.seed)
+    overrides = {**(run.model_config or {}), "vocab_size": vocab_size}
+    if run.model == "mmrec": return MMRecModel(MMRecConfig.from_dict(overrides))
+    return GPT(GPTConfig.from_dict({"max_seq_len": run.seq_len, **overrides}))
+
+def _batch_fn(ds: TokenDataset, batch_size: int, seed: int):
+    return lambda step, micro: ds.sample(batch_size, torch.Generator().manual_seed(hash((seed, step, micro)) & 0x7FFF_FFFF_FFFF))
+
+def train_lm(run: RunConfig, out_dir, resume: bool = False, until: int | None = None, device: str | None = None) -> Trainer:
+    "Train (or with `resume`, continue) the run in `out_dir` up to step `until` (default: max_steps); returns the trainer."
+    run, out = RunConfig.from_dict(run), Path(out_dir)
+    saved = out / "run.json"
+    if resume and saved.is_file():
+        old = RunConfig.from_dict(json.loads(saved.read_text()))
+        if {**old.to_dict(), "train": None} != {**run.to_dict(), "train": None}:
+            raise ValueError(f"{saved} describes a different run; resume only changes training settings (e.g. max_steps)")
+    tok = get_tokenizer(run.tokenizer)
+    train_ds = TokenDataset.from_corpus(run.corpus, "train", tok, run.seq_len)
+    val_ds = TokenDataset.from_corpus(run.corpus, "validation", tok, run.seq_len)
+    model = build_model(run, tok.vocab_size).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    evals = lambda: itertools.islice(val_ds.eval_batches(run.batch_size), run.eval_batches)
+    trainer = Trainer(model, run.train_config, _batch_fn(train_ds, run.batch_size, run.train_config.seed), out, eval_batches=evals)
+    if trainer.rank == 0: saved.write_text(json.dumps(run.to_dict(), indent=2) + "\n")
+    if resume and (out / "checkpoints" / "latest").exists(): trainer.load_checkpoint()
+    trainer.fit(until)
+    return trainer
+
+def load_run(out_dir, device: str | None = None):
+    "(model, tokenizer, RunConfig) of a trained run, with the weights of its latest checkpoint."
+    out = Path(out_dir)
+    if not (out / "run.json").is_file(): raise FileNotFoundError(f"{out / 'run.json'} not found: is {out} a run folder written by train_lm / evotr train?")
+    run = RunConfig.from_dict(json.loads((out / "run.json").read_text()))
+    tok = get_tokenizer(run.tokenizer)
+    model = build_model(run, tok.vocab_size)
+    ckpt = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+    load_model(model, str(ckpt / "model.safetensors"), device=str(device or "cpu"))
+    return model.to(device or "cpu").eval(), tok, run
+
+def evaluate_bpb(out_dir, split: str = "test", corpus: str | None = None, batch_size: int = 16, max_batches: int | None = None) -> dict:
+    "Bits per byte of a trained run on `split` of its corpus (or of `corpus`); `max_batches` limits it to the first windows."
+    model, tok, run = load_run(out_dir)
+    ds = TokenDataset.from_corpus(corpus or run.corpus, split, tok, run.seq_len)
+    nats, n = total_nll(model, itertools.islice(ds.eval_batches(batch_size), max_batches))
+    n_bytes = n if run.tokenizer == "byte" else round(n * ds.bytes_per_token)
+    return {"corpus": corpus or run.corpus, "split": split, "targets": n, "bytes": n_bytes, "nats": nats, "bpb": bits_per_byte(nats, n_bytes)}

@@ -36,3 +36,28 @@ def test_evotr_rejects_bad_usage():
     r = run(str(BIN / "evotr"), "no-such-command")
     assert r.returncode == 2 and "invalid choice" in r.stderr
     assert run(str(BIN / "evotr")).returncode == 2
+
+
+TINY = ('{"model_dim": 32, "num_layers": 2, "num_heads": 4, "inner_dim": 8, "num_memories": 2, "mem_dim": 16, '
+        '"mem_slots": 4, "chunk_size": 16}')
+
+
+def test_train_resume_eval_end_to_end(tmp_path):
+    "evotr train -> stop -> evotr train --resume -> evotr eval, as a user would run them."
+    evotr = str(BIN / "evotr")
+    common = ["--corpus", "python", "--tokenizer", "byte", "--seq-len", "64", "--batch-size", "4", "--lr", "3e-3", "--model-config", TINY]
+    r = run(evotr, "train", str(tmp_path / "run"), "--steps", "10", *common)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained to step 10" in r.stdout
+    r = run(evotr, "train", str(tmp_path / "run"), "--steps", "20", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained to step 20" in r.stdout
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in logged if "loss" in r}
+    assert sorted(losses) == [10, 20] and losses[20] < losses[10]      # logged every 10 steps, across the resume
+    r = run(evotr, "eval", str(tmp_path / "run"), "--max-batches", "2", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout)
+    assert result["corpus"] == "python" and 0 < result["bpb"] < 8
+    r = run(evotr, "eval", str(tmp_path / "nothing"))
+    assert r.returncode != 0 and "not found" in r.stderr
