@@ -3,12 +3,19 @@
 Equal width, equal parameter count (`gpt_like`), equal tokens and steps, the same learning-rate sweep; each
 model is reported at its best learning rate. Tasks:
   mqar   multi-query associative recall (Zoology), accuracy on fresh examples;   (L, pairs) settings below
+  passkey  passkey retrieval: trained at one length, scored at that length and at longer ones (length generalisation;
+         the GPT's learned positions beyond the training length are never trained)
+  lm     language modelling on the Turkish + Python corpus (BPE 8192): a short learning-rate sweep scored by
+         validation bits per byte, then a full run of each model at its best rate, scored on the test split.
+         `--ship DIR` exports the MM-Rec run as the assistant's default model (evotr_lib.train.export_lm).
 The table and a plot go to bench/results/compare_<task>_<machine>.md/.png.
 
     python bench/compare.py --task mqar                 # CPU-sized defaults
+    python bench/compare.py --task lm --ship data/models/mmrec-default
     python bench/compare.py --task mqar --smoke --out /tmp/x
 """
 import argparse, datetime, json, os, platform, re, sys, tempfile, time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -20,8 +27,8 @@ import torch.nn.functional as F
 from evotr_lib.config import seed_everything
 from evotr_lib.gpt import GPT, gpt_like
 from evotr_lib.model import MMRecConfig, MMRecModel
-from evotr_lib.tasks import IGNORE, mqar, mqar_accuracy
-from evotr_lib.train import TrainConfig, Trainer
+from evotr_lib.tasks import IGNORE, mqar, mqar_accuracy, passkey, passkey_accuracy
+from evotr_lib.train import RunConfig, TrainConfig, Trainer, evaluate_bpb, export_lm, load_run, read_metrics, train_lm
 
 
 def labelled_loss(model, batch):
@@ -30,31 +37,51 @@ def labelled_loss(model, batch):
     return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1].flatten(), ignore_index=IGNORE)
 
 
-def build(kind, mm_cfg, seq_len):
+def build(kind, mm_cfg, max_len):
     seed_everything(0)
-    return MMRecModel(mm_cfg) if kind == "mmrec" else GPT(gpt_like(mm_cfg, max_seq_len=seq_len))
+    return MMRecModel(mm_cfg) if kind == "mmrec" else GPT(gpt_like(mm_cfg, max_seq_len=max_len))
 
 
-def run_mqar(kind, mm_cfg, L, N, lr, steps, batch_size, device):
-    model = build(kind, mm_cfg, L).to(device)
+def train_labelled(kind, mm_cfg, make_examples, lr, steps, batch_size, max_len, device):
+    "Train on `make_examples(n, generator) -> (ids, labels)` (fresh examples every step); returns (model, loss curve)."
+    model = build(kind, mm_cfg, max_len).to(device)
     def batch(step, micro):
-        x, y = mqar(batch_size, L, N, vocab_size=mm_cfg.vocab_size, generator=torch.Generator().manual_seed(step))
-        return torch.stack([x, y], 1)
+        return torch.stack(make_examples(batch_size, torch.Generator().manual_seed(step)), 1)
     cfg = TrainConfig(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), log_every=max(1, steps // 20), progress=False)
     with tempfile.TemporaryDirectory() as d:
         recs = Trainer(model, cfg, batch, d, loss_fn=labelled_loss).fit()
-    x, y = mqar(256, L, N, vocab_size=mm_cfg.vocab_size, generator=torch.Generator().manual_seed(10**6))
-    model.eval()
-    return mqar_accuracy(model, x.to(device), y.to(device)), [(r["step"], r["loss"]) for r in recs], sum(p.numel() for p in model.parameters())
+    return model.eval(), [(r["step"], r["loss"]) for r in recs]
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["mqar"], default="mqar")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    p.add_argument("--smoke", action="store_true")
-    args = p.parse_args()
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def sweep(kind, lrs, train, score, label):
+    "Train at every learning rate and keep the best run by `score(model)` (a number, or a tuple whose first item is compared)."
+    best = None
+    for lr in lrs:
+        t = time.perf_counter()
+        model, curve = train(lr)
+        result = score(model)
+        print(f"{label} {kind} lr={lr:g}: {result} ({time.perf_counter() - t:.0f} s)", flush=True)
+        key = result[0] if isinstance(result, tuple) else result
+        if best is None or key > best[0]: best = (key, lr, result, curve, model.num_parameters())
+    return best
+
+
+def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="loss on labelled positions"):
+    "The results file and its curves plot: `curves` maps a panel title to {model: [(step, loss)]}."
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.2), squeeze=False)
+    for ax, (panel, by_model) in zip(axes[0], curves.items()):
+        for kind, curve in by_model.items(): ax.plot(*zip(*curve), label=kind)
+        ax.set(title=panel, xlabel="step", ylabel=ylabel); ax.legend()
+    plt.tight_layout(); fig.savefig(out / f"{name}.png", dpi=100)
+    lines = [f"# {title}", "", f"{datetime.date.today()}; {desc}" + (" SMOKE RUN: not a measurement." if smoke else ""), "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    lines += ["", f"![training curves]({name}.png)"]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def mqar_task(args, dev, machine, slug, out):
     if args.smoke: settings, lrs, steps, bs, dim = [(64, 4)], [3e-3], 3, 4, 32
     elif dev.type == "cuda": settings, lrs, steps, bs, dim = [(64, 4), (128, 8), (256, 16), (512, 64)], [3e-4, 1e-3, 3e-3], 2000, 64, 128
     else: settings, lrs, steps, bs, dim = [(64, 4), (128, 8)], [1e-3, 3e-3], 400, 32, 64
@@ -63,32 +90,117 @@ def main():
     for L, N in settings:
         mm_cfg = MMRecConfig(vocab_size=vocab, model_dim=dim, num_layers=2, num_heads=4, inner_dim=dim // 4, num_memories=4,
                              mem_dim=dim // 2, mem_slots=max(8, L // 8), chunk_size=8)
+        x, y = mqar(256, L, N, vocab_size=vocab, generator=torch.Generator().manual_seed(10**6))
+        examples = lambda n, g: mqar(n, L, N, vocab_size=vocab, generator=g)
         for kind in ("mmrec", "gpt"):
-            best = None
-            for lr in lrs:
-                t = time.perf_counter()
-                acc, curve, n = run_mqar(kind, mm_cfg, L, N, lr, steps, bs, dev)
-                print(f"L={L} pairs={N} {kind} lr={lr:g}: accuracy {acc:.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
-                if best is None or acc > best[0]: best = (acc, lr, n, curve)
-            rows.append((L, N, kind, best[2], best[1], best[0])); curves[(L, N, kind)] = best[3]
+            acc, lr, _, curve, n = sweep(kind, lrs, lambda lr: train_labelled(kind, mm_cfg, examples, lr, steps, bs, L, dev),
+                                         lambda m: mqar_accuracy(m, x.to(dev), y.to(dev)), f"L={L} pairs={N}")
+            rows.append((L, N, kind, f"{n:,}", f"{lr:g}", f"{acc:.3f}")); curves.setdefault(f"MQAR L={L}, {N} pairs", {})[kind] = curve
+    write_table(out, f"compare_mqar_{slug}", f"MM-Rec vs GPT on MQAR, {machine}",
+                f"width {dim}, 2 layers each, GPT layers chosen for equal parameters; vocabulary {vocab}; {steps} steps of {bs} sequences; "
+                f"learning rates {lrs}, best shown; accuracy on 256 fresh examples.",
+                ["L", "pairs", "model", "parameters", "best lr", "accuracy"], rows, curves, args.smoke)
+
+
+def passkey_task(args, dev, machine, slug, out):
+    if args.smoke: train_len, test_lens, lrs, steps, bs, dim, vocab = 32, [32, 64], [3e-3], 3, 4, 32, 32
+    elif dev.type == "cuda": train_len, test_lens, lrs, steps, bs, dim, vocab = 1024, [1024, 4096, 16384, 32768], [1e-3, 3e-3], 2000, 32, 128, 256
+    else: train_len, test_lens, lrs, steps, bs, dim, vocab = 128, [128, 256, 512, 1024], [1e-3, 3e-3], 300, 32, 64, 64
+    mm_cfg = MMRecConfig(vocab_size=vocab, model_dim=dim, num_layers=2, num_heads=4, inner_dim=dim // 4, num_memories=4,
+                         mem_dim=dim // 2, mem_slots=16, chunk_size=16)
+    tests = {L: passkey(64, L, vocab, generator=torch.Generator().manual_seed(10**6 + L)) for L in test_lens}
+    score = lambda m: tuple(passkey_accuracy(m, ids.to(dev), lab.to(dev)) for ids, lab in tests.values())
+    rows, curves = [], {}
+    for kind in ("mmrec", "gpt"):
+        _, lr, accs, curve, n = sweep(kind, lrs, lambda lr: train_labelled(kind, mm_cfg, lambda k, g: passkey(k, train_len, vocab, generator=g),
+                                                                          lr, steps, bs, max(test_lens), dev), score, "passkey")
+        rows.append((kind, f"{n:,}", f"{lr:g}", *(f"{a:.2f}" for a in accs))); curves.setdefault(f"passkey, trained at L={train_len}", {})[kind] = curve
+    write_table(out, f"compare_passkey_{slug}", f"MM-Rec vs GPT on passkey retrieval, {machine}",
+                f"a 5-digit key at a random depth in random filler (vocabulary {vocab}), asked for at the end; trained at L={train_len} for "
+                f"{steps} steps of {bs} sequences, learning rates {lrs} (best by accuracy at L={train_len}); width {dim}, 2 MM-Rec layers, "
+                f"GPT layers chosen for equal parameters, its learned positions sized for the longest test. Accuracy: whole key right, 64 examples per length.",
+                ["model", "parameters", "best lr", *(f"L={L}" for L in test_lens)], rows, curves, args.smoke)
+
+
+def lm_run(kind, mm_over, lr, steps, size):
+    "The RunConfig of one LM job; the GPT gets `gpt_like` the MM-Rec config (same width, layers added for equal parameters)."
+    from evotr_lib.data import get_tokenizer
+    model_config = mm_over if kind == "mmrec" else gpt_like(MMRecConfig(**mm_over, vocab_size=get_tokenizer(size["tokenizer"]).vocab_size),
+                                                            max_seq_len=size["seq_len"]).to_dict()
+    return RunConfig(model=kind, corpus="tr+python", tokenizer=size["tokenizer"], seq_len=size["seq_len"], batch_size=size["batch_size"],
+                     eval_batches=size["eval_batches"], model_config=model_config,
+                     train=dict(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 20), log_every=max(1, steps // 50),
+                                eval_every=max(1, steps // 5), progress=False))
+
+
+def lm_job(kind, mm_over, lr, steps, size, out_dir, split):
+    "Train one LM run in `out_dir` (one thread: jobs run side by side) and score it on `split`."
+    torch.set_num_threads(size["threads"])
+    t = time.perf_counter()
+    train_lm(lm_run(kind, mm_over, lr, steps, size), out_dir)
+    seconds = time.perf_counter() - t
+    score = evaluate_bpb(out_dir, split=split, max_batches=size["score_batches"])
+    recs = read_metrics(Path(out_dir) / "metrics.jsonl")
+    n = sum(p.numel() for p in load_run(out_dir)[0].parameters())
+    return dict(kind=kind, lr=lr, steps=steps, split=split, bpb=score["bpb"], params=n, seconds=seconds,
+                tokens=steps * size["batch_size"] * size["seq_len"], train=[(r["step"], r["loss"]) for r in recs if "loss" in r],
+                val=[(r["step"], r["val_loss"]) for r in recs if "val_loss" in r])
+
+
+def run_lm_task(args, dev, work):
+    "Sweep, then full runs; returns the table rows, the curves and the description of the setting."
+    if args.smoke:
+        size = dict(tokenizer="bpe8192", seq_len=32, batch_size=4, eval_batches=1, score_batches=2, threads=1)
+        mm_over, lrs, sweep_steps, steps = dict(model_dim=32, num_layers=1, num_heads=2, inner_dim=8, mem_dim=8, mem_slots=2, chunk_size=8), [3e-3], 2, 3
+    elif dev.type == "cuda":
+        size = dict(tokenizer="bpe8192", seq_len=512, batch_size=64, eval_batches=16, score_batches=None, threads=4)
+        mm_over, lrs, sweep_steps, steps = dict(model_dim=160, num_layers=5, num_heads=4, inner_dim=40, mem_dim=40, mem_slots=16, chunk_size=64), [1e-3, 2e-3, 4e-3], 500, 4000
+    else:   # this 2-core CPU: the shipped default model (<= 16 MB of fp32 weights)
+        size = dict(tokenizer="bpe8192", seq_len=256, batch_size=16, eval_batches=8, score_batches=None, threads=1)
+        mm_over, lrs, sweep_steps, steps = dict(model_dim=160, num_layers=5, num_heads=4, inner_dim=40, mem_dim=40, mem_slots=16, chunk_size=64), [1e-3, 3e-3], 100, 600
+    jobs = args.jobs or (1 if args.smoke else 2)
+    with ProcessPoolExecutor(jobs, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
+        sweep = [pool.submit(lm_job, kind, mm_over, lr, sweep_steps, size, f"{work}/sweep_{kind}_{lr:g}", "validation")
+                 for kind in ("mmrec", "gpt") for lr in lrs]
+        sweep = [f.result() for f in sweep]
+        for r in sweep: print(f"sweep {r['kind']} lr={r['lr']:g}: validation bpb {r['bpb']:.3f} ({r['seconds']:.0f} s)", flush=True)
+        best = {k: min((r for r in sweep if r["kind"] == k), key=lambda r: r["bpb"])["lr"] for k in ("mmrec", "gpt")}
+        final = [pool.submit(lm_job, k, mm_over, best[k], steps, size, f"{work}/final_{k}", "test") for k in ("mmrec", "gpt")]
+        final = [f.result() for f in final]
+    for r in final: print(f"final {r['kind']} lr={r['lr']:g}: test bpb {r['bpb']:.3f} ({r['seconds']:.0f} s)", flush=True)
+    desc = (f"Turkish + Python corpus, BPE 8192, sequences of {size['seq_len']}, batches of {size['batch_size']}; MM-Rec {mm_over}; "
+            f"learning-rate sweep {lrs} for {sweep_steps} steps scored by validation bits per byte, then {steps} steps at the best rate "
+            f"(warmup 5%, cosine to lr/10), scored on the whole test split.")
+    rows = [(r["kind"], f"{r['params']:,}", ", ".join(f"{s['lr']:g}: {s['bpb']:.3f}" for s in sweep if s["kind"] == r["kind"]), f"{r['lr']:g}",
+             f"{r['tokens']:,}", f"{r['seconds'] / 60:.1f} min", f"{r['bpb']:.3f}") for r in final]
+    curves = {"training loss": {r["kind"]: r["train"] for r in final}, "validation loss": {r["kind"]: r["val"] for r in final}}
+    return rows, curves, {r["kind"]: r["bpb"] for r in final}, desc
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=["mqar", "passkey", "lm"], default="mqar")
+    p.add_argument("--ship", help="lm: export the MM-Rec run to this model folder (the assistant's default: data/models/mmrec-default)")
+    p.add_argument("--work", help="lm: keep the runs in this folder (default: a temporary one)")
+    p.add_argument("--jobs", type=int, default=0, help="lm: runs trained side by side (default 2, 1 with --smoke)")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     machine = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
     slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3.2), squeeze=False)
-    for ax, (L, N) in zip(axes[0], settings):
-        for kind in ("mmrec", "gpt"): ax.plot(*zip(*curves[(L, N, kind)]), label=kind)
-        ax.set(title=f"MQAR L={L}, {N} pairs", xlabel="step", ylabel="loss on values"); ax.legend()
-    plt.tight_layout(); fig.savefig(out / f"compare_{args.task}_{slug}.png", dpi=100)
-    lines = [f"# MM-Rec vs GPT on {args.task.upper()}, {machine}", "",
-             f"{datetime.date.today()}; width {dim}, 2 layers each, GPT layers chosen for equal parameters; vocabulary {vocab}; "
-             f"{steps} steps of {bs} sequences; learning rates {lrs}, best shown; accuracy on 256 fresh examples."
-             + (" SMOKE RUN: not a measurement." if args.smoke else ""), "",
-             "| L | pairs | model | parameters | best lr | accuracy |", "|---|---|---|---|---|---|"]
-    lines += [f"| {L} | {N} | {k} | {n:,} | {lr:g} | {acc:.3f} |" for L, N, k, n, lr, acc in rows]
-    lines += ["", f"![training curves](compare_{args.task}_{slug}.png)"]
-    (out / f"compare_{args.task}_{slug}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    if args.task == "mqar": return mqar_task(args, dev, machine, slug, out)
+    if args.task == "passkey": return passkey_task(args, dev, machine, slug, out)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp); work.mkdir(parents=True, exist_ok=True)
+        rows, curves, bpb, desc = run_lm_task(args, dev, work)
+        write_table(out, f"compare_lm_{slug}", f"MM-Rec vs GPT on language modelling, {machine}", desc,
+                    ["model", "parameters", "sweep: validation bpb by lr", "best lr", "tokens", "train time", "test bpb"], rows, curves,
+                    args.smoke, ylabel="loss (nats/token)")
+        if args.ship:
+            scores = {f"test_bpb_{k}": round(b, 4) for k, b in bpb.items()} | {"trained_on": machine, "results": f"bench/results/compare_lm_{slug}.md"}
+            print("exported the MM-Rec model to", export_lm(work / "final_mmrec", args.ship, scores=scores))
 
 if __name__ == "__main__":
     main()

@@ -31,3 +31,29 @@ def test_compare_bench_smoke(tmp_path):
     text = smoke("compare.py", tmp_path, "--task", "mqar").read_text()
     assert "| 64 | 4 | mmrec |" in text and "| 64 | 4 | gpt |" in text
     assert list(tmp_path.glob("compare_mqar_*.png"))
+
+
+def test_compare_passkey_smoke(tmp_path):
+    text = smoke("compare.py", tmp_path, "--task", "passkey").read_text()
+    assert "| model | parameters | best lr | L=32 | L=64 |" in text and "| mmrec |" in text and "| gpt |" in text
+
+
+def test_compare_lm_smoke_ships_a_loadable_model(tmp_path):
+    "The lm task trains both models, writes the table and exports the MM-Rec run as a model folder that load_lm reads."
+    text = smoke("compare.py", tmp_path / "results", "--task", "lm", "--ship", str(tmp_path / "model")).read_text()
+    assert "| mmrec |" in text and "| gpt |" in text and "test bpb" in text
+    from evotr_lib.train import load_lm
+    model, tok, info = load_lm(tmp_path / "model")
+    assert info["tokenizer"] == "bpe8192" and set(info["scores"]) >= {"test_bpb_mmrec", "test_bpb_gpt"}
+    assert 0 < info["scores"]["test_bpb_mmrec"] < 8
+
+
+def test_pdclm_bench_smoke(tmp_path):
+    "Every part of bench/pdclm.py runs end to end and writes its table, plot and JSON."
+    expect = {"pse": "| pse |", "hmr": "| HMR (short/mid/long, surprise segments) |", "reflect": "| reflection network |",
+              "mrl": "| 4 rewards, per-reward normalisation |"}
+    for part, row in expect.items():
+        out = tmp_path / part
+        text = smoke("pdclm.py", out, "--part", part).read_text()
+        assert row in text, text
+        assert list(out.glob(f"pdclm_{part}_*.png")) and list(out.glob(f"pdclm_{part}_*.json"))
