@@ -130,18 +130,18 @@ def lm_run(kind, mm_over, lr, steps, size):
     return RunConfig(model=kind, corpus="tr+python", tokenizer=size["tokenizer"], seq_len=size["seq_len"], batch_size=size["batch_size"],
                      eval_batches=size["eval_batches"], model_config=model_config,
                      train=dict(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 20), log_every=max(1, steps // 50),
-                                eval_every=max(1, steps // 5), progress=False))
+                                eval_every=max(1, steps // 5), ckpt_every=max(1, steps // 5), progress=False))
 
 
 def lm_job(kind, mm_over, lr, steps, size, out_dir, split):
-    "Train one LM run in `out_dir` (one thread: jobs run side by side) and score it on `split`."
+    "Train (or resume) one LM run in `out_dir` and score it on `split`; `seconds` is the training time of all its sessions."
     torch.set_num_threads(size["threads"])
-    t = time.perf_counter()
-    train_lm(lm_run(kind, mm_over, lr, steps, size), out_dir)
-    seconds = time.perf_counter() - t
+    train_lm(lm_run(kind, mm_over, lr, steps, size), out_dir, resume=True)
     score = evaluate_bpb(out_dir, split=split, max_batches=size["score_batches"])
     recs = read_metrics(Path(out_dir) / "metrics.jsonl")
     n = sum(p.numel() for p in load_run(out_dir)[0].parameters())
+    times = [r["time"] for r in recs if "time" in r]
+    seconds = sum(t for t, nxt in zip(times, times[1:] + [0.0]) if nxt < t)   # each session's clock restarts: add up their last readings
     return dict(kind=kind, lr=lr, steps=steps, split=split, bpb=score["bpb"], params=n, seconds=seconds,
                 tokens=steps * size["batch_size"] * size["seq_len"], train=[(r["step"], r["loss"]) for r in recs if "loss" in r],
                 val=[(r["step"], r["val_loss"]) for r in recs if "val_loss" in r])
@@ -157,7 +157,7 @@ def run_lm_task(args, dev, work):
         mm_over, lrs, sweep_steps, steps = dict(model_dim=160, num_layers=5, num_heads=4, inner_dim=40, mem_dim=40, mem_slots=16, chunk_size=64), [1e-3, 2e-3, 4e-3], 500, 4000
     else:   # this 2-core CPU: the shipped default model (<= 16 MB of fp32 weights)
         size = dict(tokenizer="bpe8192", seq_len=256, batch_size=16, eval_batches=8, score_batches=None, threads=1)
-        mm_over, lrs, sweep_steps, steps = dict(model_dim=160, num_layers=5, num_heads=4, inner_dim=40, mem_dim=40, mem_slots=16, chunk_size=64), [1e-3, 3e-3], 100, 600
+        mm_over, lrs, sweep_steps, steps = dict(model_dim=160, num_layers=5, num_heads=4, inner_dim=40, mem_dim=40, mem_slots=16, chunk_size=64), [1e-3, 3e-3], 100, 400
     jobs = args.jobs or (1 if args.smoke else 2)
     with ProcessPoolExecutor(jobs, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
         sweep = [pool.submit(lm_job, kind, mm_over, lr, sweep_steps, size, f"{work}/sweep_{kind}_{lr:g}", "validation")

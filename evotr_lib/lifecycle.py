@@ -4,8 +4,10 @@
 
 # %% auto #0
 __all__ = ['FEEDBACK_KINDS', 'FEEDBACK_SCHEMA', 'REMEMBER_CUES', 'FIRST_PERSON_TR', 'FIRST_PERSON_EN', 'QUESTION_WORDS',
-           'utc_now', 'ConversationLog', 'append', 'read', 'FeedbackDB', 'record', 'rows', 'counts', 'preference_pairs',
-           'analyze_day', 'is_memorable', 'extract_facts', 'plot_day', 'write_report']
+           'PREFERENCE_SCHEMA', 'utc_now', 'ConversationLog', 'append', 'read', 'FeedbackDB', 'record', 'rows',
+           'counts', 'preference_pairs', 'analyze_day', 'is_memorable', 'extract_facts', 'plot_day', 'write_report',
+           'new_preference_pairs', 'record_preference_run', 'completion_logprob', 'dpo_loss', 'train_dpo', 'night',
+           'cron_line']
 
 # %% ../nbs/15_lifecycle.ipynb #c4562d17
 import fcntl, json, os, sqlite3, sys, time, uuid
@@ -237,3 +239,88 @@ def write_report(day, stats: dict, out_dir, filed: list[dict] = (), training: li
     path = out / f"night-{day}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+# %% ../nbs/15_lifecycle.ipynb #fb66ef7f
+PREFERENCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS preference_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL, expert TEXT NOT NULL, pairs INTEGER NOT NULL,
+    last_feedback_id INTEGER NOT NULL, registered INTEGER NOT NULL, summary TEXT NOT NULL
+);
+"""
+
+def new_preference_pairs(db: FeedbackDB, min_corrections: int = 10) -> dict[str, list[dict]]:
+    "expert -> its corrections not used by an earlier preference run, for experts that have at least `min_corrections`."
+    db.conn.executescript(PREFERENCE_SCHEMA)
+    used = dict(db.conn.execute("SELECT expert, max(last_feedback_id) FROM preference_runs GROUP BY expert").fetchall())
+    by_expert = {}
+    for p in db.preference_pairs():
+        if p["expert"] and p["id"] > used.get(p["expert"], 0): by_expert.setdefault(p["expert"], []).append(p)
+    return {e: ps for e, ps in by_expert.items() if len(ps) >= min_corrections}
+
+def record_preference_run(db: FeedbackDB, expert: str, pairs: list[dict], result: dict) -> int:
+    db.conn.executescript(PREFERENCE_SCHEMA)
+    return db.conn.execute("INSERT INTO preference_runs (time, expert, pairs, last_feedback_id, registered, summary) VALUES (?, ?, ?, ?, ?, ?)",
+                           (utc_now(), expert, len(pairs), max(p["id"] for p in pairs), int(bool(result.get("registered"))), str(result.get("summary", "")))).lastrowid
+
+# %% ../nbs/15_lifecycle.ipynb #8b10267d
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+def completion_logprob(model: nn.Module, prompt_ids: list[int], completion_ids: list[int]) -> Tensor:
+    "Sum of log p(completion token | everything before it) under `model` (ids -> logits (1, L, V)); a scalar tensor."
+    if not prompt_ids or not completion_ids: raise ValueError("prompt and completion must both have at least one token")
+    ids = torch.tensor([prompt_ids + completion_ids], device=next(model.parameters()).device)
+    logp = F.log_softmax(model(ids[:, :-1]).float(), -1)                       # (1, L-1, V)
+    targets = ids[:, len(prompt_ids):]                                         # the completion's tokens ...
+    return logp[:, len(prompt_ids) - 1:].gather(-1, targets[..., None]).sum()  # ... each predicted from the position before it
+
+def dpo_loss(chosen: Tensor, rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float = 0.1) -> Tensor:
+    "The DPO loss of (batches of) summed completion log-probabilities under the policy and the reference."
+    return -F.logsigmoid(beta * ((chosen - ref_chosen) - (rejected - ref_rejected))).mean()
+
+def train_dpo(model: nn.Module, pairs: list[tuple[list[int], list[int], list[int]]], beta: float = 0.1, lr: float = 1e-3,
+              epochs: int = 3, seed: int = 0) -> list[float]:
+    "DPO on (prompt, chosen, rejected) token-id triples; trains the parameters that require grad; the reference is the model as given."
+    if not pairs: raise ValueError("no preference pairs")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params: raise ValueError("the model has no trainable parameters (for an expert: only its LoRA weights should be)")
+    model.eval()                                                               # no dropout: the reference and the policy see the same network
+    with torch.no_grad(): ref = [(completion_logprob(model, x, w), completion_logprob(model, x, l)) for x, w, l in pairs]
+    opt, g, losses = torch.optim.AdamW(params, lr=lr, weight_decay=0.0), torch.Generator().manual_seed(seed), []
+    for _ in range(epochs):
+        for i in torch.randperm(len(pairs), generator=g).tolist():
+            x, w, l = pairs[i]
+            loss = dpo_loss(completion_logprob(model, x, w), completion_logprob(model, x, l), *ref[i], beta=beta)
+            opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    return losses
+
+# %% ../nbs/15_lifecycle.ipynb #b66cf376
+def night(day: date | str | None = None, log: ConversationLog | None = None, feedback: FeedbackDB | None = None, memory=None,
+          report_dir=None, train_preferences=None, min_corrections: int = 10) -> dict:
+    "The nightly job; returns {'report', 'stats', 'filed', 'training', 'errors'}."
+    day = date.fromisoformat(day) if isinstance(day, str) else day or datetime.now(timezone.utc).date()
+    log, feedback = log or ConversationLog(), feedback or FeedbackDB()
+    turns, rows = log.read(day), feedback.rows(day=day)
+    stats, filed, training, errors = analyze_day(turns, rows), [], [], []
+    if memory is not None:
+        for fact in extract_facts(turns, rows):
+            try: filed.append({**fact, "id": memory.add_memory(fact["text"], fact["metadata"])})
+            except Exception as e: errors.append(f"memory: could not file {fact['text'][:60]!r}: {type(e).__name__}: {e}")
+    else: errors.append("memory: no long-term memory given; facts were not filed")
+    for expert, pairs in new_preference_pairs(feedback, min_corrections).items():
+        if train_preferences is None: errors.append(f"training: {len(pairs)} corrections for {expert} wait for a preference trainer"); continue
+        try: result = train_preferences(expert, pairs)
+        except Exception as e: errors.append(f"training {expert}: {type(e).__name__}: {e}"); continue
+        record_preference_run(feedback, expert, pairs, result); training.append({"expert": expert, "pairs": len(pairs), **result})
+    stats["errors"] = errors
+    report = write_report(day, stats, report_dir if report_dir is not None else data_home("reports"), filed, training)
+    if errors: report.write_text(report.read_text() + "\n## Problems\n" + "\n".join(f"- {e}" for e in errors) + "\n")
+    return {"report": report, "stats": stats, "filed": filed, "training": training, "errors": errors}
+
+def cron_line(hour: int = 3, minute: int = 0, command: str | None = None) -> str:
+    "A crontab line that runs `evotr night` every night at hour:minute, appending its output to the data home's log folder."
+    if not (0 <= hour < 24 and 0 <= minute < 60): raise ValueError(f"no such time {hour}:{minute:02d}")
+    command = command or str(Path(sys.executable).with_name("evotr")) + " night"
+    return f"{minute} {hour} * * * {command} >> {data_home('logs', create=False) / 'night.log'} 2>&1"
