@@ -88,6 +88,25 @@ def _cmd_eval(args) -> int:
     print(json.dumps(r, indent=2) if args.json else f"{r['corpus']} / {r['split']}: {r['bpb']:.4f} bits per byte ({r['bytes']:,} bytes)")
     return 0
 
+def _cmd_chat(args) -> int:
+    from evotr_lib.assistant import Assistant, run_chat
+    config = {k: v for k, v in dict(max_tokens=args.max_tokens, seed=args.seed).items() if v is not None}
+    assistant = Assistant.default(home=args.home, config=config, memory=not args.no_memory)
+    if args.expert: print(assistant.command(f"/switch {args.expert}"))
+    return run_chat(assistant)
+
+def _cmd_night(args) -> int:
+    from evotr_lib.lifecycle import cron_line
+    if args.schedule:
+        print("# add this line to your crontab (crontab -e) to run the nightly job at 03:00:")
+        print(cron_line(command=f"{Path(sys.executable).with_name('evotr')} night" + (f" --home {Path(args.home).resolve()}" if args.home else "")))
+        return 0
+    from evotr_lib.assistant import run_night
+    out = run_night(home=args.home, day=args.day)
+    print(f"report: {out['report']}\n{len(out['filed'])} memories filed; {len(out['training'])} preference update(s)")
+    for e in out["errors"]: print("  problem:", e)
+    return 0
+
 def build_parser() -> argparse.ArgumentParser:
     "The `evotr` argument parser; each sub-command sets `func(args) -> exit code`."
     p = argparse.ArgumentParser(prog="evotr", description="evotr: MM-Rec, EVO-TR and PD-CLM from one workbook.")
@@ -112,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--max-batches", type=int, help="score only the first windows (quick checks)")
     pe.add_argument("--json", action="store_true")
     pe.set_defaults(func=_cmd_eval)
+    pc = sub.add_parser("chat", help="chat with the assistant (router, experts, memory) in the terminal",
+                        description="Chat with EVO-TR on the shipped defaults; /help inside lists the commands.")
+    pc.add_argument("--home", help="data folder for memory, logs and feedback (default: the data home, $EVOTR_HOME)")
+    pc.add_argument("--expert", help="answer with this expert instead of letting the router choose")
+    pc.add_argument("--max-tokens", type=int, help="new tokens per answer"); pc.add_argument("--seed", type=int, help="sampling seed")
+    pc.add_argument("--no-memory", action="store_true", help="run without the long-term memory store")
+    pc.set_defaults(func=_cmd_chat)
+    pn = sub.add_parser("night", help="the nightly job: report, facts into memory, preference training",
+                        description="Analyse a day's conversations and feedback, file facts into long-term memory, train preference "
+                                    "updates where 10+ corrections wait, and write a report.")
+    pn.add_argument("--home", help="data folder (default: the data home)"); pn.add_argument("--day", help="UTC day YYYY-MM-DD (default: today)")
+    pn.add_argument("--schedule", action="store_true", help="print the crontab line that runs this every night")
+    pn.set_defaults(func=_cmd_night)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,3 +57,14 @@ def test_pdclm_bench_smoke(tmp_path):
         text = smoke("pdclm.py", out, "--part", part).read_text()
         assert row in text, text
         assert list(out.glob(f"pdclm_{part}_*.png")) and list(out.glob(f"pdclm_{part}_*.json"))
+
+
+def test_rag_bench_smoke(tmp_path):
+    text = smoke("rag.py", tmp_path).read_text()
+    assert "| same-language |" in text and "| 100 |" in text and "| 200 |" in text
+
+
+def test_engine_bench_smoke(tmp_path):
+    text = smoke("engine.py", tmp_path).read_text()
+    for backend in ("mmrec", "transformers", "mlx"): assert f"| {backend} |" in text
+    for model in ("base", "tr_chat", "python_coder"): assert f"| {model} |" in text

@@ -1,0 +1,11 @@
+"""Subprocess worker for tests/test_rag.py: add `n` memories to the store at `path` (or at $EVOTR_CHROMA_URL when
+`path` is '-') and print each id on its own line as soon as `add_memory` has returned (the acknowledgement)."""
+import sys
+from evotr_lib.rag import MemoryManager
+
+path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mm = MemoryManager(None if path == "-" else path, config={"embedding": "ngram"})
+print("ready", flush=True)
+for i in range(n):
+    memory_id = mm.add_memory(f"{tag} hatırası {i}: bugün {i * 7 % 31}. gün, not {i * 13 % 97}.", {"worker": tag, "i": i})
+    print(memory_id, i, flush=True)

@@ -1,0 +1,133 @@
+"""Long-term memory across processes: persistence, SIGKILL mid-write, two concurrent writers, bad inputs.
+Every test runs on an embedded store and against a real `chroma run` server started here on a free localhost port."""
+import os, shutil, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import pytest
+from evotr_lib.rag import MemoryManager
+
+WORKER = Path(__file__).resolve().parent / "rag_worker.py"
+CONFIG = {"embedding": "ngram"}   # as in the worker: no MiniLM load per process; the store code is the same
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def heartbeat(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as r: return r.status == 200
+    except OSError: return False
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    "A `chroma run` server on a free localhost port (killed at the end); skipped, saying why, if it cannot start."
+    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if exe is None: pytest.skip("no `chroma` command (package chromadb): cannot start a Chroma server")
+    port, path = free_port(), tmp_path_factory.mktemp("chroma_server")
+    log = open(path / "server.log", "w")
+    proc = subprocess.Popen([exe, "run", "--path", str(path / "data"), "--host", "localhost", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not heartbeat(url) and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.3)
+        if not heartbeat(url):
+            pytest.skip(f"`chroma run` did not answer its heartbeat on port {port}: {(path / 'server.log').read_text()[-500:]}")
+        yield url
+    finally:
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(); log.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store(request, tmp_path, monkeypatch):
+    "(path for MemoryManager, path argument for the worker); in server mode $EVOTR_CHROMA_URL is set and the collection emptied."
+    if request.param == "embedded":
+        monkeypatch.delenv("EVOTR_CHROMA_URL", raising=False)
+        return tmp_path / "store", str(tmp_path / "store")
+    monkeypatch.setenv("EVOTR_CHROMA_URL", request.getfixturevalue("chroma_server"))
+    MemoryManager(config=CONFIG).clear_all()   # the server is shared by the tests of this module
+    return None, "-"
+
+
+def start_worker(worker_path: str, tag: str, n: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), worker_path, tag, str(n)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def acknowledged(out: str) -> list[str]:
+    "The ids a worker printed (a line cut by a kill is not an acknowledgement)."
+    return [l.split()[0] for l in out.splitlines(keepends=True) if l.endswith("\n") and l != "ready\n"]
+
+
+def test_persistence_across_processes(store):
+    path, worker_path = store
+    p = start_worker(worker_path, "A", 5); out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+    ids = acknowledged(out)
+    mm = MemoryManager(path, config=CONFIG)   # this process is the "restart"
+    assert len(ids) == 5 and [h.id for h in mm.get(ids)] == ids
+    assert mm.search("A hatırası 3: bugün 21. gün", top_k=1)[0].id == ids[3]
+    assert mm.get_stats()["count"] == 5
+
+
+def test_sigkill_loses_nothing_acknowledged(store):
+    path, worker_path = store
+    p = start_worker(worker_path, "K", 100_000)
+    acked, t0 = [], time.monotonic()
+    while len(acked) < 40 and time.monotonic() - t0 < 240:   # kill mid-way, right after an acknowledgement
+        line = p.stdout.readline()
+        if not line: break
+        if line != "ready\n": acked.append(line.split()[0])
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert len(acked) == 40, p.stderr.read()[-2000:]
+    mm = MemoryManager(path, config=CONFIG)
+    missing = set(acked) - {h.id for h in mm.get(acked)}   # every acknowledged id is there
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged ids are missing: {sorted(acked.index(m) for m in missing)}"
+    assert mm.get_stats()["count"] >= len(acked)                            # (one more may have landed unacknowledged)
+    hit = mm.search("K hatırası 17: bugün 26. gün", top_k=1)[0]             # the index is readable and complete
+    assert hit.id == acked[17] and hit.metadata["i"] == 17
+    assert mm.add_memory("after the crash") not in acked                    # and writable
+
+
+def test_two_concurrent_writers_lose_nothing(store):
+    path, worker_path = store
+    procs = [start_worker(worker_path, tag, 40) for tag in ("P", "Q")]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    ids = [acknowledged(o) for o, _ in outs]
+    assert [len(i) for i in ids] == [40, 40]
+    mm = MemoryManager(path, config=CONFIG)
+    assert mm.get_stats()["count"] == 80 and {h.id for h in mm.get(ids[0] + ids[1])} == set(ids[0] + ids[1])
+    for tag, tag_ids in zip(("P", "Q"), ids):                               # every memory is in the vector index, too
+        for i in (0, 13, 39):
+            assert mm.search(f"{tag} hatırası {i}: bugün {i * 7 % 31}. gün, not {i * 13 % 97}.", top_k=1)[0].id == tag_ids[i]
+
+
+def test_a_process_sees_memories_another_process_added(store):
+    path, worker_path = store
+    mm = MemoryManager(path, config=CONFIG)
+    mm.add_memory("Kaan'ın kedisinin adı Pamuk.")
+    p = start_worker(worker_path, "V", 3); out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+    assert mm.search("V hatırası 2: bugün 14. gün, not 26.", top_k=1)[0].id == acknowledged(out)[2]
+
+
+def test_bad_inputs_get_clear_errors_and_write_nothing(store):
+    path, _ = store
+    mm = MemoryManager(path, config=CONFIG)
+    mm.add_memory("ilk hatıra")
+    for text, metadata, error, message in [("", None, ValueError, "memory text is empty"),
+                                           ("   ", None, ValueError, "memory text is empty"),
+                                           ("x" * 100_000, None, ValueError, "more than max_chars=4,000"),
+                                           (None, None, TypeError, "memory text must be a str"),
+                                           ("ok", {"tags": ["a", "b"]}, TypeError, "values must be str, int, float or bool"),
+                                           ("ok", {"when": None}, TypeError, "NoneType"),
+                                           ("ok", {"nested": {"a": 1}}, TypeError, "is a dict"),
+                                           ("ok", "not a dict", TypeError, "metadata must be a dict")]:
+        with pytest.raises(error, match=message.replace("(", r"\(")): mm.add_memory(text, metadata)
+    with pytest.raises(ValueError, match="query is empty"): mm.search("")
+    with pytest.raises(KeyError, match="no memory with id"): mm.delete("nope")
+    assert mm.get_stats()["count"] == 1
