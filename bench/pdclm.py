@@ -5,7 +5,7 @@ Each part writes bench/results/pdclm_<part>_<machine>.md, .png and .json (the nu
            BPE-8192 MM-Rec on the Turkish corpus; throughput; activation memory; bpb under 5% typos and stripped diacritics
   hmr      long-context recall of facts in a synthetic stream: HMR (short/mid/long tiers, surprise segments) vs flat
            memories of the same number of slots
-  reflect  a byte-level MM-Rec solver of 3-term addition; AUROC of the reflection network vs length and mean log-prob;
+  reflect  a byte-level MM-Rec solver of 3-term one-digit addition; AUROC of the reflection network vs length and mean log-prob;
            flag-and-retry with each scorer and with the CCM; reflection cost vs generation cost
   mrl      GRPO on the same solver: accuracy-only reward vs four rewards as a weighted sum vs per-reward normalisation
 
@@ -13,7 +13,7 @@ Each part writes bench/results/pdclm_<part>_<machine>.md, .png and .json (the nu
     python bench/pdclm.py --part all --full --device cuda   # the larger configuration, for a GPU
     python bench/pdclm.py --part hmr --smoke --out /tmp/x
 """
-import argparse, copy, datetime, itertools, json, math, os, platform, random, re, tempfile, time
+import argparse, copy, datetime, itertools, json, math, os, platform, random, re, tempfile, time, zlib
 from pathlib import Path
 
 import matplotlib
@@ -41,12 +41,16 @@ def machine(dev):
     return torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} thread(s) of {os.cpu_count()} cores"
 
 
-def train(model, steps, lr, batch_fn, loss_fn=lm_loss):
-    "Train with the project's Trainer; returns (records, seconds)."
+def train(model, steps, lr, batch_fn, loss_fn=lm_loss, probe=None, n_probes=1):
+    "Train with the project's Trainer; returns (records, seconds, probes): with `probe`, [(step, probe(model))] at `n_probes` evenly spaced steps (their time not counted)."
     cfg = TrainConfig(max_steps=max(1, steps), lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), log_every=max(1, steps // 25), progress=False)
-    t = time.perf_counter()
-    with tempfile.TemporaryDirectory() as d: recs = Trainer(model, cfg, batch_fn, d, loss_fn=loss_fn).fit()
-    return recs, time.perf_counter() - t
+    recs, secs, probes = [], 0.0, []
+    with tempfile.TemporaryDirectory() as d:
+        trainer = Trainer(model, cfg, batch_fn, d, loss_fn=loss_fn)
+        for k in range(1, n_probes + 1):
+            t = time.perf_counter(); recs += trainer.fit(until=round(cfg.max_steps * k / n_probes)); secs += time.perf_counter() - t
+            if probe: probes.append((trainer.step, probe(model)))
+    return recs, secs, probes
 
 
 def step_flops(model, batch, loss_fn=lm_loss):
@@ -120,7 +124,7 @@ def part_pse(args, dev, out):
     rows, curves = {}, {}
     for k, (m, ds, tok, L) in models.items():
         act = saved_activation_bytes(m, batches(ds)(0, 0))
-        recs, secs = train(m, steps[k], lr, batches(ds))
+        recs, secs, _ = train(m, steps[k], lr, batches(ds))
         curves[k] = [(r["step"] * (flops[k]) / 1e12, r["loss"] / math.log(2) / (ds.bytes_per_token if ds.num_bytes else 1)) for r in recs if "loss" in r]
         res = {cond: bpb_on(m, tok, texts, L, size["windows"], dev) for cond, texts in noisy.items()}
         rows[k] = dict(params=sum(p.numel() for p in m.parameters() if p.requires_grad), flops_per_step=flops[k], steps=steps[k],
@@ -236,21 +240,27 @@ def part_hmr(args, dev, out):
 
 # ---------------------------------------------------------------- reflection, CCM, MRL
 def solver_size(size):
-    return {"smoke": dict(dim=32, layers=1, steps=3, bs=8, n_train=64, n_test=32, refl_steps=3, refl_dim=32, grpo_steps=2, groups=2, G=4),
-            "cpu": dict(dim=64, layers=2, steps=600, bs=64, n_train=4000, n_test=1000, refl_steps=800, refl_dim=64, grpo_steps=50, groups=16, G=8),
-            "full": dict(dim=256, layers=4, steps=3000, bs=128, n_train=20000, n_test=5000, refl_steps=5000, refl_dim=128, grpo_steps=300, groups=32, G=16)}[size]
+    "Sizes of the solver, the reflection network and GRPO; `task`: the arith_problem settings (one-digit numbers: a solver this small gets some right, some wrong)."
+    return {"smoke": dict(task=dict(n_terms=3, max_operand=9), dim=32, layers=1, steps=3, bs=8, n_train=64, n_test=32, n_probe=16, refl_steps=3, refl_dim=32,
+                          grpo_steps=2, grpo_lr=1e-4, groups=2, G=4),
+            "cpu": dict(task=dict(n_terms=3, max_operand=9), dim=64, layers=2, steps=600, bs=64, n_train=12000, n_test=1000, n_probe=300, refl_steps=1600, refl_dim=64,
+                        grpo_steps=100, grpo_lr=1e-4, groups=16, G=8),
+            "full": dict(task=dict(n_terms=3, max_operand=99), dim=256, layers=4, steps=3000, bs=128, n_train=20000, n_test=5000, n_probe=1000, refl_steps=5000,
+                         refl_dim=128, grpo_steps=300, grpo_lr=1e-4, groups=32, G=16)}[size]
 
 
-def train_solver(s, dev, seed=0):
-    "A byte-level MM-Rec trained on question + reference chain, padded with '.' (it learns to stop)."
-    seed_everything(seed)
-    model = MMRecModel(lm_config(256, s["dim"], s["layers"], 8)).to(dev)
-    def batch(step, micro):
-        rng = random.Random(10**7 + step)
-        rows = [(q + c).encode().ljust(41, b".")[:41] for q, c, _ in (arith_problem(rng) for _ in range(s["bs"]))]
-        return torch.tensor([list(r) for r in rows]).to(dev)
-    recs, secs = train(model, s["steps"], 3e-3, batch)
-    return model, secs
+def is_test_question(q):
+    "A fixed fifth of all questions (by a hash of the text) is held out: the reflection network and GRPO never train on them."
+    return zlib.crc32(q.encode()) % 5 == 0
+
+
+def problems(rng, n, split, task):
+    "`n` (question, reference chain, answer) of the `split` ('train' or 'test') questions."
+    out = []
+    while len(out) < n:
+        p = arith_problem(rng, **task)
+        if is_test_question(p[0]) == (split == "test"): out.append(p)
+    return out
 
 
 def sample_all(model, questions, dev, temperature=1.0, seed=0, batch=500):
@@ -261,18 +271,54 @@ def sample_all(model, questions, dev, temperature=1.0, seed=0, batch=500):
     return texts, np.array(lps)
 
 
+def accuracy(model, questions, dev, temperature, seed=0):
+    "Fraction of `questions` the model answers right (temperature 0: greedy)."
+    chains, _ = sample_all(model, questions, dev, temperature=temperature, seed=seed)
+    return float(np.mean([score_chain(q, c) for q, c in zip(questions, chains)]))
+
+
+def auroc_diff_ci(y, a, b, n_boot=1000, seed=0):
+    "AUROC(a) - AUROC(b) on labels y, with a 95% paired bootstrap interval over the answers: (diff, low, high)."
+    if not 0 < y.mean() < 1: return (float("nan"),) * 3
+    rng, diffs = np.random.default_rng(seed), []
+    while len(diffs) < n_boot:
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].mean() < 1: diffs.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
+    return float(roc_auc_score(y, a) - roc_auc_score(y, b)), *map(float, np.quantile(diffs, [0.025, 0.975]))
+
+
+def paired_diff_ci(a, b):
+    "Mean of a - b per reward, a and b (N, K) rewards of the same N questions, with a 95% normal interval: {reward: (diff, low, high)}."
+    d = a - b
+    half = 1.96 * d.std(0, ddof=1) / math.sqrt(len(d)) if len(d) > 1 else np.full(d.shape[1], np.nan)
+    return {k: (float(m), float(m - h), float(m + h)) for k, m, h in zip(REWARDS, d.mean(0), half)}
+
+
+def train_solver(s, dev, probe=None):
+    "A byte-level MM-Rec trained on question + reference chain, each batch padded with '.' (it learns to stop); (model, seconds, [(step, probe(model))] at 6 points)."
+    seed_everything(0)
+    model = MMRecModel(lm_config(256, s["dim"], s["layers"], 8)).to(dev)
+    def batch(step, micro):
+        rng = random.Random(10**7 + step)
+        rows = [(q + c).encode() for q, c, _ in (arith_problem(rng, **s["task"]) for _ in range(s["bs"]))]
+        L = max(map(len, rows)) + 1
+        return torch.tensor([list(r.ljust(L, b".")) for r in rows]).to(dev)
+    _, secs, probes = train(model, s["steps"], 3e-3, batch, probe=probe, n_probes=6 if probe else 1)
+    return model, secs, probes
+
+
 def part_reflect(args, dev, out):
     s = solver_size(args.size)
-    solver, solver_secs = train_solver(s, dev)
-    rng_train, rng_test = random.Random(1), random.Random(2)
-    train_q = [arith_problem(rng_train)[0] for _ in range(s["n_train"])]
-    test_q = [arith_problem(rng_test)[0] for _ in range(s["n_test"])]
+    train_q = [q for q, _, _ in problems(random.Random(1), s["n_train"], "train", s["task"])]
+    test_q = [q for q, _, _ in problems(random.Random(2), s["n_test"], "test", s["task"])]
+    solver, solver_secs, solver_curve = train_solver(s, dev, probe=lambda m: [accuracy(m, test_q[:s["n_probe"]], dev, T, seed=50) for T in (1.0, 0.0)])
     t0 = time.perf_counter()
     tr_chain, tr_lp = sample_all(solver, train_q, dev, seed=0)
     gen_secs = (time.perf_counter() - t0) / len(train_q)
     te_chain, te_lp = sample_all(solver, test_q, dev, seed=1)
     tr_y = np.array([score_chain(q, c) for q, c in zip(train_q, tr_chain)])
     te_y = np.array([score_chain(q, c) for q, c in zip(test_q, te_chain)])
+    greedy_acc = accuracy(solver, test_q, dev, 0.0)
     ccm = CognitiveControl(max_depth=4)
     # reflection network on (question + chain) -> correct?
     seed_everything(0)
@@ -282,7 +328,7 @@ def part_reflect(args, dev, out):
     def batch(step, micro):
         idx = torch.randint(0, len(X), (s["bs"],), generator=torch.Generator().manual_seed(step))
         return torch.cat([Y[idx, None], X[idx]], 1).to(dev)
-    _, refl_train_secs = train(net, s["refl_steps"], 1e-3, batch, loss_fn=reflection_loss)
+    _, refl_train_secs, _ = train(net, s["refl_steps"], 1e-3, batch, loss_fn=reflection_loss)
     t0 = time.perf_counter()
     refl = lambda qs, cs: reflection_scores(net, [q + c for q, c in zip(qs, cs)]).cpu().numpy()
     te_refl = refl(test_q, te_chain)
@@ -290,6 +336,7 @@ def part_reflect(args, dev, out):
     scorers = {"reflection network": (te_refl, refl), "mean log-prob": (te_lp, None), "length (shorter = better)": (-np.array([len(c) for c in te_chain], float), None),
                "CCM verifies the chain": (np.array([ccm.check(c, q).ok for q, c in zip(test_q, te_chain)], float), None)}
     auroc = {k: float(roc_auc_score(te_y, v)) if 0 < te_y.mean() < 1 else float("nan") for k, (v, _) in scorers.items()}
+    auroc_gap = {k: auroc_diff_ci(te_y, te_refl, scorers[k][0]) for k in ("mean log-prob", "length (shorter = better)")}
     # flag-and-retry: flag the answers scored below the threshold that flags the train error rate; resample up to 3 times
     err_rate = 1 - tr_y.mean()
     tr_scores = {"reflection network": refl(train_q, tr_chain), "mean log-prob": tr_lp, "CCM verifies the chain": np.array([ccm.check(c, q).ok for q, c in zip(train_q, tr_chain)], float)}
@@ -317,58 +364,69 @@ def part_reflect(args, dev, out):
     prompt = torch.tensor([list(test_q[0].encode())], device=dev)
     with FlopCounterMode(display=False) as fc: solver.generate(prompt, max_new_tokens=len(te_chain[0]), temperature=0)
     gen_flops = fc.get_total_flops()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     from sklearn.metrics import roc_curve
     for k, (v, _) in scorers.items():
-        if 0 < te_y.mean() < 1: fpr, tpr, _ = roc_curve(te_y, v); ax.plot(fpr, tpr, label=f"{k} ({auroc[k]:.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8); ax.set(xlabel="false positive rate", ylabel="true positive rate", title="is the solver's answer correct?"); ax.legend(fontsize=7)
+        if 0 < te_y.mean() < 1: fpr, tpr, _ = roc_curve(te_y, v); axes[0].plot(fpr, tpr, label=f"{k} ({auroc[k]:.3f})")
+    axes[0].plot([0, 1], [0, 1], "k:", lw=0.8); axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="is the solver's answer correct?"); axes[0].legend(fontsize=7)
+    steps_, accs = zip(*solver_curve)
+    for i, label in enumerate(("sampled, temperature 1", "greedy")): axes[1].plot(steps_, [a[i] for a in accs], "o-", label=label)
+    axes[1].set(xlabel="solver training step", ylabel=f"test accuracy ({s['n_probe']} questions)", title="the solver during training", ylim=(0, 1)); axes[1].legend(fontsize=7)
     plt.tight_layout()
-    lines = ["| scorer | AUROC (test) |", "|---|---|"] + [f"| {k} | {v:.3f} |" for k, v in auroc.items()]
+    lines = ["| scorer | AUROC (test) | reflection network minus this (95% bootstrap interval) |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.3f} | " + ("{:+.3f} ({:+.3f}, {:+.3f})".format(*auroc_gap[k]) if k in auroc_gap else "") + " |" for k, v in auroc.items()]
     lines += ["", "| flag-and-retry with | flagged (of which correct) | correct -> wrong | wrong -> correct | accuracy before -> after | extra samples per question |", "|---|---|---|---|---|---|"]
     lines += [f"| {k} | {r['flagged']} ({r['flagged_correct']}) | {r['right_to_wrong']} | {r['wrong_to_right']} | {r['acc_before']:.3f} -> {r['acc_after']:.3f} | {r['extra_samples_per_q']:.2f} |" for k, r in retry_rows.items()]
     lines += ["", f"CCM on the test answers: flags {ccm_recall:.3f} of the wrong ones and {ccm_false_alarm:.3f} of the right ones. "
               f"Best possible with 3 retries (an oracle picks any right sample): {oracle:.3f}.",
               f"Cost: reflection {refl_flops:.3g} FLOPs and {1000 * refl_secs:.2f} ms per answer vs generation {gen_flops:.3g} FLOPs and {1000 * gen_secs:.2f} ms per answer "
               f"(ratio {refl_flops / gen_flops:.2f} in FLOPs, {refl_secs / gen_secs:.2f} in time)."]
-    notes = (f"Solver: byte-level MM-Rec, width {s['dim']}, {s['layers']} layers, {s['steps']} steps ({solver_secs:.0f} s); questions: 3 two-digit numbers; "
-             f"answers sampled at temperature 1. Solver accuracy: train {tr_y.mean():.3f}, test {te_y.mean():.3f}. Reflection network: {s['refl_dim']} wide, 2 layers, "
-             f"{sum(p.numel() for p in net.parameters()):,} parameters, trained {s['refl_steps']} steps on the {len(train_q)} train answers ({refl_train_secs:.0f} s). "
+    example_q, example_c, _ = arith_problem(random.Random(0), **s["task"])
+    notes = (f"Questions: {s['task']['n_terms']} numbers from 0 to {s['task']['max_operand']} (e.g. `{example_q}` -> `{example_c}`); the test questions are a fixed fifth of all questions "
+             f"(by a hash) that neither the reflection network nor GRPO trains on; {len(test_q)} test and {len(train_q)} train draws ({len(set(test_q))} and {len(set(train_q))} distinct). Solver: byte-level MM-Rec, width {s['dim']}, {s['layers']} layers, "
+             f"{s['steps']} steps ({solver_secs:.0f} s); answers sampled at temperature 1. Solver accuracy: train {tr_y.mean():.3f}, test {te_y.mean():.3f} "
+             f"(greedy: {greedy_acc:.3f}). Reflection network: {s['refl_dim']} wide, 2 layers, {sum(p.numel() for p in net.parameters()):,} parameters, "
+             f"trained {s['refl_steps']} steps on the {len(train_q)} train answers ({refl_train_secs:.0f} s). "
              f"Thresholds flag the train error rate ({err_rate:.3f}) of the train answers; a flagged answer is resampled up to 3 times, "
              f"the first retry scored above the threshold is kept (else the best-scored of all).")
-    return lines, notes, fig, dict(auroc=auroc, retry=retry_rows, oracle=oracle, ccm_recall=ccm_recall, ccm_false_alarm=ccm_false_alarm,
-                                   solver_acc=float(te_y.mean()), refl_flops=refl_flops, gen_flops=gen_flops, refl_secs=refl_secs, gen_secs=gen_secs)
+    return lines, notes, fig, dict(auroc=auroc, auroc_gap=auroc_gap, retry=retry_rows, oracle=oracle, ccm_recall=ccm_recall, ccm_false_alarm=ccm_false_alarm,
+                                   solver_acc=float(te_y.mean()), solver_acc_greedy=greedy_acc, solver_curve=solver_curve,
+                                   refl_flops=refl_flops, gen_flops=gen_flops, refl_secs=refl_secs, gen_secs=gen_secs)
 
 
 def part_mrl(args, dev, out):
     s = solver_size(args.size)
-    solver, _ = train_solver(s, dev)
+    solver, _, _ = train_solver(s, dev)
     ccm = CognitiveControl(max_depth=4)
-    rng_test = random.Random(2)
-    test = [arith_problem(rng_test) for _ in range(min(500, s["n_test"]))]
+    test = problems(random.Random(2), s["n_test"], "test", s["task"])
     def evaluate(model):
-        chains, _ = sample_all(model, [q for q, _, _ in test], dev, temperature=0)
-        r = [chain_rewards(q, c, ref, ccm) for (q, ref, _), c in zip(test, chains)]
-        return {k: float(np.mean([x[k] for x in r])) for k in REWARDS}
+        "Per-answer rewards (N, K) of answers sampled at temperature 1 (what GRPO optimises), and the greedy answers' accuracy."
+        chains, _ = sample_all(model, [q for q, _, _ in test], dev, temperature=1.0, seed=7)
+        return np.array([[chain_rewards(q, c, ref, ccm)[k] for k in REWARDS] for (q, ref, _), c in zip(test, chains)]), accuracy(model, [q for q, _, _ in test], dev, 0.0)
     variants = {"accuracy only": (torch.tensor([1.0, 0, 0, 0]), "weighted_sum"), "4 rewards, weighted sum": (torch.tensor([1.0, 1, 1, 1]), "weighted_sum"),
                 "4 rewards, per-reward normalisation": (torch.tensor([1.0, 1, 1, 1]), "per_reward")}
-    before = evaluate(solver)
-    curves, after = {}, {}
+    per_answer, greedy = {}, {}
+    per_answer["solver before RL"], greedy["solver before RL"] = evaluate(solver)
+    curves = {}
     for name, (w, mode) in variants.items():
-        model = copy.deepcopy(solver); opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.0)
+        model = copy.deepcopy(solver); opt = torch.optim.AdamW(model.parameters(), lr=s["grpo_lr"], weight_decay=0.0)
         rng, curve = random.Random(3), []
         for step in range(s["grpo_steps"]):
-            probs = [arith_problem(rng) for _ in range(s["groups"])]
-            qs = [q for q, _, _ in probs for _ in range(s["G"])]
-            texts, comp, mask, _ = sample_chains(model, qs, temperature=1.0, generator=torch.Generator(dev).manual_seed(step))
-            r = torch.tensor([[chain_rewards(q, c, ref, ccm)[k] for k in REWARDS] for (q, ref, _), c in zip([p for p in probs for _ in range(s["G"])], texts)])
+            probs = [p for p in problems(rng, s["groups"], "train", s["task"]) for _ in range(s["G"])]
+            texts, comp, mask, _ = sample_chains(model, [q for q, _, _ in probs], temperature=1.0, generator=torch.Generator(dev).manual_seed(step))
+            r = torch.tensor([[chain_rewards(q, c, ref, ccm)[k] for k in REWARDS] for (q, ref, _), c in zip(probs, texts)])
             adv = group_advantages(r.view(s["groups"], s["G"], len(REWARDS)), w, mode).flatten().to(dev)
             model.train()
-            prompts = torch.tensor([list(q.encode()) for q in qs], device=dev)
+            prompts = torch.tensor([list(q.encode()) for q, _, _ in probs], device=dev)
             grpo_loss(model, prompts, comp, mask, adv).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
             curve.append(r.mean(0).tolist())
-        curves[name] = np.array(curve); after[name] = evaluate(model)
-        print(name, json.dumps(after[name]), flush=True)
+        curves[name] = np.array(curve); per_answer[name], greedy[name] = evaluate(model)
+        print(name, per_answer[name].mean(0).round(3).tolist(), greedy[name], flush=True)
+    means = {n: {**dict(zip(REWARDS, r.mean(0).tolist())), "greedy accuracy": greedy[n]} for n, r in per_answer.items()}
+    pairs = [(v, "solver before RL") for v in variants] + [("4 rewards, weighted sum", "accuracy only"), ("4 rewards, per-reward normalisation", "accuracy only"),
+                                                           ("4 rewards, per-reward normalisation", "4 rewards, weighted sum")]
+    diffs = {f"{a} - {b}": paired_diff_ci(per_answer[a], per_answer[b]) for a, b in pairs}
     fig, axes = plt.subplots(1, len(REWARDS), figsize=(14, 3))
     k_smooth = max(1, s["grpo_steps"] // 12)
     for i, rw in enumerate(REWARDS):
@@ -377,13 +435,19 @@ def part_mrl(args, dev, out):
         axes[i].set(title=rw, xlabel="GRPO step")
     axes[0].set_ylabel(f"mean sampled reward (moving avg {k_smooth})"); axes[-1].legend(fontsize=7)
     plt.tight_layout()
-    lines = ["| policy | " + " | ".join(REWARDS) + " |", "|---|" + "---|" * len(REWARDS),
-             "| solver before RL | " + " | ".join(f"{before[k]:.3f}" for k in REWARDS) + " |"]
-    lines += [f"| {n} | " + " | ".join(f"{a[k]:.3f}" for k in REWARDS) + " |" for n, a in after.items()]
-    notes = (f"GRPO from the solver of `reflect` ({s['grpo_steps']} steps, {s['groups']} questions x {s['G']} samples per step, temperature 1, "
-             f"AdamW lr 3e-4, one update per batch, no KL). Table: mean rewards of greedy answers on {len(test)} test questions "
-             f"(hallucination = -fraction of numbers with no source; efficiency = min(1, reference length / length)). Curves: the sampled training rewards.")
-    return lines, notes, fig, dict(before=before, after=after, curves={k: v.tolist() for k, v in curves.items()})
+    cols = [*REWARDS, "greedy accuracy"]
+    lines = ["| policy | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {n} | " + " | ".join(f"{a[k]:.3f}" for k in cols) + " |" for n, a in means.items()]
+    lines += ["", "| difference of sampled rewards (95% interval) | " + " | ".join(REWARDS) + " |", "|---|" + "---|" * len(REWARDS)]
+    lines += [f"| {pair} | " + " | ".join("{:+.3f} ({:+.3f}, {:+.3f})".format(*d[k]) for k in REWARDS) + " |" for pair, d in diffs.items()]
+    last = max(1, s["grpo_steps"] // 10)
+    lines += ["", f"Sampled training rewards, mean of the last {last} GRPO steps: " + "; ".join(
+        f"{n}: " + ", ".join(f"{k} {v:.3f}" for k, v in zip(REWARDS, c[-last:].mean(0))) for n, c in curves.items()) + "."]
+    notes = (f"GRPO from the solver of `reflect` ({s['grpo_steps']} steps, {s['groups']} train questions x {s['G']} samples per step, temperature 1, "
+             f"AdamW lr {s['grpo_lr']:g}, one update per batch, no KL). Tables: mean rewards of answers sampled at temperature 1 for {len(test)} draws of the held-out test questions ({len(set(p[0] for p in test))} distinct) "
+             f"(hallucination = -fraction of numbers with no source; efficiency = min(1, reference length / length)) and the accuracy of greedy answers; "
+             f"differences per question with a 95% normal interval. Curves: the sampled training rewards.")
+    return lines, notes, fig, dict(means=means, diffs=diffs, curves={k: v.tolist() for k, v in curves.items()})
 
 
 PARTS = {"pse": part_pse, "hmr": part_hmr, "reflect": part_reflect, "mrl": part_mrl}

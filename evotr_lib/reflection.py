@@ -8,7 +8,7 @@ __all__ = ['Source', 'DOT', 'REWARDS', 'arith_problem', 'final_answer', 'safe_ar
            'reflection_scores', 'completion_logprobs', 'sample_chains', 'score_chain', 'chain_rewards',
            'group_advantages', 'grpo_loss']
 
-# %% ../nbs/11_reflection.ipynb #70fb2d73
+# %% ../nbs/11_reflection.ipynb #6bd5d83f
 import ast, math, operator, random, re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -21,22 +21,25 @@ from .config import Config
 from .gpt import GPTBlock
 from .model import MMRecModel
 
-# %% ../nbs/11_reflection.ipynb #b864be72
-def arith_problem(rng: random.Random, n_terms: int = 3) -> tuple[str, str, int]:
-    "(question, reference chain, answer) of adding `n_terms` two-digit numbers, e.g. ('07+45+17?', '07+45=52;52+17=69.', 69)."
-    nums = [rng.randrange(100) for _ in range(n_terms)]
+# %% ../nbs/11_reflection.ipynb #d5b7168a
+def arith_problem(rng: random.Random, n_terms: int = 3, max_operand: int = 9) -> tuple[str, str, int]:
+    "(question, reference chain, answer) of adding `n_terms` numbers in [0, max_operand], e.g. ('6+6+0?', '6+6=12;12+0=12.', 12)."
+    if n_terms < 2: raise ValueError(f"n_terms must be >= 2, got {n_terms}")
+    if max_operand < 1: raise ValueError(f"max_operand must be >= 1, got {max_operand}")
+    width = len(str(max_operand))                                  # operands keep the question's digits: '07'
+    nums = [rng.randrange(max_operand + 1) for _ in range(n_terms)]
     steps, acc = [], nums[0]
     for i, n in enumerate(nums[1:]):
-        left = f"{acc:02d}" if i == 0 else str(acc)
-        steps.append(f"{left}+{n:02d}={acc + n}"); acc += n
-    return "+".join(f"{n:02d}" for n in nums) + "?", ";".join(steps) + ".", acc
+        left = f"{acc:0{width}d}" if i == 0 else str(acc)
+        steps.append(f"{left}+{n:0{width}d}={acc + n}"); acc += n
+    return "+".join(f"{n:0{width}d}" for n in nums) + "?", ";".join(steps) + ".", acc
 
 def final_answer(chain: str) -> int | None:
     "The number after the last '=' of a chain (None if there is none)."
     m = re.findall(r"=\s*(-?\d+)", chain)
     return int(m[-1]) if m else None
 
-# %% ../nbs/11_reflection.ipynb #87b59735
+# %% ../nbs/11_reflection.ipynb #3bef6604
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
 def safe_arith(expr: str) -> int:
@@ -120,7 +123,7 @@ class CognitiveControl:
             known["chain"].add(claimed)
         return ChainReport(steps, len(parts) > self.max_depth, final_answer(chain))
 
-# %% ../nbs/11_reflection.ipynb #b83d9089
+# %% ../nbs/11_reflection.ipynb #89374faa
 @dataclass
 class ReflectionConfig(Config):
     "Size of the reflection network."
@@ -166,7 +169,7 @@ def reflection_scores(model: ReflectionNet, texts: list[str], batch_size: int = 
     model.eval()
     return torch.cat([model(encode_texts(texts[i:i + batch_size], model.config.max_len)).sigmoid() for i in range(0, len(texts), batch_size)])
 
-# %% ../nbs/11_reflection.ipynb #292529db
+# %% ../nbs/11_reflection.ipynb #1709fa57
 DOT = ord(".")
 
 def completion_logprobs(model: nn.Module, prompts: Tensor, completions: Tensor, mask: Tensor) -> Tensor:
@@ -196,7 +199,7 @@ def score_chain(question: str, chain: str) -> bool:
     "Is the chain's final answer the sum of the question's numbers?"
     return final_answer(chain) == sum(int(n) for n in _NUM.findall(question))
 
-# %% ../nbs/11_reflection.ipynb #371964be
+# %% ../nbs/11_reflection.ipynb #baf411ad
 REWARDS = ("accuracy", "consistency", "efficiency", "hallucination")
 
 def chain_rewards(question: str, chain: str, reference: str, ccm: CognitiveControl) -> dict[str, float]:
