@@ -88,8 +88,8 @@ def _messages(self: Assistant, text: str, skipped: list) -> tuple[list[dict], li
     system = self.config.system_prompt
     if self.memory is None: skipped.append("memory"); return [{"role": "system", "content": system}, {"role": "user", "content": text}], []
     try:
-        hits = [h for h in self.memory.search(text, top_k=self.memory.config.top_k) if h.score >= self.memory.config.min_score]
-        return self.memory.build_messages(text, system=system), [h.text for h in hits]
+        hits = self.memory.relevant_memories(text)                # one search: the memories shown are the ones the model gets
+        return self.memory.build_messages(text, system=system, memories=hits), [h.text for h in hits]
     except Exception:
         skipped.append("memory")
         return [{"role": "system", "content": system}, {"role": "user", "content": text}], []

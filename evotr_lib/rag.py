@@ -371,16 +371,21 @@ def get_stats(self: MemoryHandler) -> dict:
 
 # %% ../nbs/09_rag.ipynb #f429a7b6
 @patch
-def get_relevant_context(self: MemoryHandler, query: str, top_k: int | None = None, max_tokens: int | None = None,
-                         count_tokens: TokenCounter | None = None) -> str:
-    "The relevant memories for `query` as lines '- text', at most `top_k` (config: 3) within `max_tokens` (config: 512)."
+def relevant_memories(self: MemoryHandler, query: str, top_k: int | None = None, max_tokens: int | None = None,
+                      count_tokens: TokenCounter | None = None) -> list[MemoryHit]:
+    "The hits that go into `query`'s context: at most `top_k` (config: 3) above `min_score`, whose lines fit `max_tokens` (config: 512)."
     top_k, max_tokens, count = top_k or self.config.top_k, max_tokens or self.config.context_tokens, count_tokens or bpe_token_count
-    lines, used = [], 0
+    hits, used = [], 0
     for hit in self.search(query, top_k):
         if hit.score < self.config.min_score: break
-        line = f"- {hit.text}"
-        if used + (n := count(line)) <= max_tokens: lines.append(line); used += n
-    return "\n".join(lines)
+        if used + (n := count(f"- {hit.text}")) <= max_tokens: hits.append(hit); used += n
+    return hits
+
+@patch
+def get_relevant_context(self: MemoryHandler, query: str, top_k: int | None = None, max_tokens: int | None = None,
+                         count_tokens: TokenCounter | None = None) -> str:
+    "The relevant memories for `query` as lines '- text' (see `relevant_memories`)."
+    return "\n".join(f"- {hit.text}" for hit in self.relevant_memories(query, top_k, max_tokens, count_tokens))
 
 # %% ../nbs/09_rag.ipynb #afbb2733
 class MemoryManager(MemoryHandler):
@@ -398,11 +403,11 @@ class MemoryManager(MemoryHandler):
         self.short_term.add("user", user); self.short_term.add("assistant", assistant)
         return memory_id
 
-    def get_relevant_context(self, query: str, top_k: int | None = None, max_tokens: int | None = None, count_tokens=None) -> str:
-        return super().get_relevant_context(query, top_k, max_tokens, count_tokens or self.count_tokens)
+    def relevant_memories(self, query: str, top_k: int | None = None, max_tokens: int | None = None, count_tokens=None) -> list[MemoryHit]:
+        return super().relevant_memories(query, top_k, max_tokens, count_tokens or self.count_tokens)
 
-    def build_messages(self, query: str, system: str = "") -> list[dict]:
-        "The chat for answering `query`: system prompt + relevant memories, the recent turns, then the query."
-        context = self.get_relevant_context(query)
+    def build_messages(self, query: str, system: str = "", memories: list[MemoryHit] | None = None) -> list[dict]:
+        "The chat for answering `query`: system prompt + relevant memories (found here unless given), the recent turns, then the query."
+        context = "\n".join(f"- {hit.text}" for hit in (self.relevant_memories(query) if memories is None else memories))
         system = "\n\n".join(p for p in (system, context and f"Relevant memories:\n{context}") if p)
         return ([{"role": "system", "content": system}] if system else []) + self.short_term.to_chat() + [{"role": "user", "content": query}]
