@@ -491,6 +491,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'evotr_lib.rag.open_chroma': ('rag.html#open_chroma', 'evotr_lib/rag.py'),
                                'evotr_lib.rag.read_dictd': ('rag.html#read_dictd', 'evotr_lib/rag.py'),
                                'evotr_lib.rag.recall_at': ('rag.html#recall_at', 'evotr_lib/rag.py'),
+                               'evotr_lib.rag.sense_words': ('rag.html#sense_words', 'evotr_lib/rag.py'),
                                'evotr_lib.rag.text_key': ('rag.html#text_key', 'evotr_lib/rag.py')},
             'evotr_lib.reflection': { 'evotr_lib.reflection.ChainReport': ('reflection.html#chainreport', 'evotr_lib/reflection.py'),
                                       'evotr_lib.reflection.ChainReport.consistency': ( 'reflection.html#chainreport.consistency',

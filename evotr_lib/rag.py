@@ -6,9 +6,9 @@
 __all__ = ['EMBEDDING_KINDS', 'ROLES', 'TokenCounter', 'LEXICON_DIR_ENV', 'LEXICON_DIRS', 'DICTD_DIGITS', 'SHORT_TRANSLATION',
            'EN_STOP_WORDS', 'TR_STOP_WORDS', 'SOFTENED', 'WORD', 'MEMORY_SET_DIR', 'CHROMA_URL_ENV', 'RESERVED_PREFIX',
            'REEMBEDDABLE', 'MemoryConfig', 'bpe_token_count', 'ContextBuffer', 'HashedNgramEmbedder', 'dictd_number',
-           'read_dictd', 'definition_words', 'Lexicon', 'MemoryEmbedding', 'load_memory_set', 'recall_at', 'text_key',
-           'chroma_settings', 'chroma_url', 'open_chroma', 'check_text', 'check_metadata', 'MemoryHit', 'MemoryHandler',
-           'MemoryManager']
+           'read_dictd', 'definition_words', 'sense_words', 'Lexicon', 'MemoryEmbedding', 'load_memory_set',
+           'recall_at', 'text_key', 'chroma_settings', 'chroma_url', 'open_chroma', 'check_text', 'check_metadata',
+           'MemoryHit', 'MemoryHandler', 'MemoryManager']
 
 # %% ../nbs/09_rag.ipynb #86c6a7f5
 import contextlib, functools, gzip, json, os, re, time, uuid, warnings
@@ -153,16 +153,19 @@ def read_dictd(index: Path, data: Path):
 SHORT_TRANSLATION = re.compile(r"[^\W\d_]+(?: [^\W\d_]+)?")
 
 def definition_words(definition: str) -> list[tuple[int, str]]:
-    "The short translations in a dictd definition, as `(sense, words)` in order: 1-2 words each, lowercased the Turkish way."
-    out = []
+    "The short translations in a dictd definition, as `(sense, words)` in order: 1-2 words each, lowercased the Turkish way; senses without any are skipped."
+    out, sense = [], 0
     for line in definition.splitlines()[1:]:                    # the first line is the headword
-        m = re.match(r"\s*(?:(\d+)\.\s+)?(.*)", line)
-        text = re.sub(r"\([^)]*\)", " ", m.group(2))            # (müz.), (kıs.): usage labels
+        text = re.sub(r"^\s*\d+\.\s+", "", line)
         text = re.split(r"\.\s", text + " ")[0]                 # usage examples follow the first '. '
-        for item in re.split(r"[,;:]", text):
-            item = turkish_lower(" ".join(item.replace(".", " ").split()))
-            if SHORT_TRANSLATION.fullmatch(item): out.append((int(m.group(1) or 1), item))
+        words = sense_words(re.sub(r"\([^)]*\)", " ", text))   # (müz.), (kıs.): usage labels...
+        if not words: words = sense_words(" , ".join(p for p in re.findall(r"\(([^)]*)\)", text) if "." not in p))   # ...or the translation itself: (satranç)
+        if words: sense += 1; out += [(sense, w) for w in words]
     return out
+
+def sense_words(text: str) -> list[str]:
+    items = (turkish_lower(" ".join(item.replace(".", " ").split())) for item in re.split(r"[,;:]", text))
+    return [item for item in items if SHORT_TRANSLATION.fullmatch(item)]
 
 # %% ../nbs/09_rag.ipynb #3ebaf2fa
 EN_STOP_WORDS = ENGLISH_STOP_WORDS | {"am", "are", "can", "could", "did", "do", "does", "doing", "done", "had", "has", "have", "having",
