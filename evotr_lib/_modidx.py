@@ -455,6 +455,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'evotr_lib/rag.py'),
                                'evotr_lib.rag.MemoryHandler._reembed': ('rag.html#memoryhandler._reembed', 'evotr_lib/rag.py'),
                                'evotr_lib.rag.MemoryHandler._refresh': ('rag.html#memoryhandler._refresh', 'evotr_lib/rag.py'),
+                               'evotr_lib.rag.MemoryHandler._retry': ('rag.html#memoryhandler._retry', 'evotr_lib/rag.py'),
                                'evotr_lib.rag.MemoryHandler._write': ('rag.html#memoryhandler._write', 'evotr_lib/rag.py'),
                                'evotr_lib.rag.MemoryHandler.add_conversation': ( 'rag.html#memoryhandler.add_conversation',
                                                                                  'evotr_lib/rag.py'),

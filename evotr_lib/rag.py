@@ -26,6 +26,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.preprocessing import normalize
 
 import chromadb
+import chromadb.errors
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings
 from chromadb.utils.embedding_functions import register_embedding_function
@@ -439,12 +440,20 @@ class MemoryHandler:
 
     def _write(self, fn):
         "Run `fn()` as one write: under the cross-process lock, on a fresh view, bumping the generation (embedded mode)."
-        if self._lock is None: return fn()
+        if self._lock is None: return self._retry(fn)
         with self._lock:
             self._refresh()
             result = fn()
             self._bump_generation()
             return result
+
+    def _retry(self, fn, attempts: int = 3):
+        "A server write, run again after Chroma's transient InternalError (seen when two clients write at once); writes check for their text first, so a repeat adds nothing twice."
+        for attempt in range(attempts):
+            try: return fn()
+            except chromadb.errors.InternalError:
+                if attempt == attempts - 1: raise
+                time.sleep(0.2 * 2 ** attempt)
 
     def _bump_generation(self):
         "Tell other processes that this embedded store changed (atomically)."
