@@ -247,7 +247,7 @@ def turkish(self: Lexicon, word: str, max_suffix: int = 8) -> list[str]:
         hard = stem[:-1] + SOFTENED[stem[-1]] if stem[-1] in SOFTENED else None
         for s in filter(None, (stem, hard)):
             if s in self.tr_exact: return self.tr_en[self.tr_exact[s]]
-            if fold_diacritics(s) in self.tr_folded: return self.tr_en[self.tr_folded[fold_diacritics(s)]]
+            if (folded := fold_diacritics(s)) in self.tr_folded: return self.tr_en[self.tr_folded[folded]]
     return []
 
 @patch
@@ -416,7 +416,8 @@ class MemoryHandler:
         col = self.client.get_or_create_collection(self.config.collection, embedding_function=self.embedding,
                                                    metadata={"evotr_embedding": spec}, configuration={"hnsw": {"space": "cosine"}})
         if (stored := (col.metadata or {}).get("evotr_embedding")) == spec: return col
-        differs = {k for k, v in json.loads(spec).items() if json.loads(stored or "{}").get(k) != v}
+        old = json.loads(stored or "{}")
+        differs = {k for k, v in json.loads(spec).items() if old.get(k) != v}
         if not differs <= REEMBEDDABLE:
             raise ValueError(f"the store's collection {self.config.collection!r} was built with embedding {stored}, "
                              f"not {spec}: open it with the same MemoryConfig embedding settings (vectors of two embeddings cannot be compared)")
