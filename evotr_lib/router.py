@@ -230,10 +230,13 @@ class MiniLMEmbedder(Embedder):
         self.dim = self.model.get_embedding_dimension()
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        order = np.argsort([len(t) for t in texts], kind="stable")   # batches of similar lengths pad less (about 2x faster on mixed texts)
         with torch.inference_mode():
-            parts = [self.model(self.model.preprocess(texts[i:i + self.batch_size]))["sentence_embedding"]
+            parts = [self.model(self.model.preprocess([texts[j] for j in order[i:i + self.batch_size]]))["sentence_embedding"]
                      for i in range(0, len(texts), self.batch_size)]
-        return self.weight * torch.cat(parts).float().numpy()
+        out = np.empty((len(texts), self.dim), np.float32)
+        if len(texts): out[order] = torch.cat(parts).float().numpy()
+        return self.weight * out
 
 # %% ../nbs/07_router.ipynb #b2dcdd07
 @dataclass(frozen=True)
