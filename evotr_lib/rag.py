@@ -49,7 +49,7 @@ class MemoryConfig(Config):
     embedding: str = "ngram+minilm"    # one of EMBEDDING_KINDS; chosen by recall on data/memories below
     ngram_dim: int = 1024              # dense size of the hashed character n-grams
     ngram_weight: float = 0.5          # cosine = w * cos_ngram + (1 - w) * cos_minilm
-    bilingual: bool = True             # embed each text with its Turkish <-> English translation (when a FreeDict lexicon is installed)
+    bilingual: bool = True             # embed each text with its word-by-word Turkish <-> English translation (Lexicon.find())
     translations: int = 3              # translations per word (at most); chosen on data/memories/dev and dev2
     # long-term memory
     collection: str = "evotr-memories"
