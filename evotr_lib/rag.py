@@ -449,10 +449,11 @@ REEMBEDDABLE = frozenset({"bilingual", "translations", "lexicon"})   # settings 
 class MemoryHandler:
     "Long-term memory in a Chroma collection, embedded (`path`) or on a server (`url` / `$EVOTR_CHROMA_URL`)."
     def __init__(self, path: str | Path | None = None, url: str | None = None, config: MemoryConfig | dict | None = None,
-                 embedding: MemoryEmbedding | None = None):
+                 embedding: MemoryEmbedding | None = None, reembed: bool | None = None):
         self.config = MemoryConfig.from_dict(config or {})
         self.embedding = embedding or MemoryEmbedding.from_config(self.config)
         self.url = chroma_url(url)
+        self.reembed = self.url is None if reembed is None else reembed   # a server's store is shared: converted only when asked
         self.path = None if self.url else Path(path) if path else data_home("memory", "chroma")
         self._lock = None if self.url else FileLock(str(self.path / "evotr.lock"))
         self._open()
@@ -479,6 +480,11 @@ class MemoryHandler:
         if not differs <= REEMBEDDABLE:
             raise ValueError(f"the store's collection {self.config.collection!r} was built with embedding {stored}, "
                              f"not {spec}: open it with the same MemoryConfig embedding settings (vectors of two embeddings cannot be compared)")
+        if not self.reembed:
+            raise ValueError(f"the collection {self.config.collection!r} was embedded with {stored}, this client embeds with {spec}, "
+                             "and re-embedding it was not asked for (a server's store is shared: two clients with different lexicons would "
+                             "re-embed it back and forth). Give this client the same settings and lexicon (FreeDict installed or not, "
+                             f"${LEXICON_DIR_ENV}), or convert the store once with reembed=True")
         with self._lock or contextlib.nullcontext():
             warnings.warn(f"re-embedding the {col.count():,} memories of {self.config.collection!r}: {stored} -> {spec}")
             self._reembed(col)
@@ -624,8 +630,8 @@ def get_relevant_context(self: MemoryHandler, query: str, top_k: int | None = No
 class MemoryManager(MemoryHandler):
     "Short-term (`ContextBuffer`) and long-term (Chroma) memory: conversation turns are kept in both, prompts get RAG context."
     def __init__(self, path: str | Path | None = None, url: str | None = None, config: MemoryConfig | dict | None = None,
-                 count_tokens: TokenCounter | None = None, embedding: MemoryEmbedding | None = None):
-        super().__init__(path, url, config, embedding)
+                 count_tokens: TokenCounter | None = None, embedding: MemoryEmbedding | None = None, reembed: bool | None = None):
+        super().__init__(path, url, config, embedding, reembed)
         self.count_tokens = count_tokens or bpe_token_count
         self.short_term = ContextBuffer(self.config.max_messages, self.config.max_tokens, self.count_tokens)
 

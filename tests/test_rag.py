@@ -1,6 +1,6 @@
 """Long-term memory across processes: persistence, SIGKILL mid-write, two concurrent writers, bad inputs.
 Every test runs on an embedded store and against a real `chroma run` server started here on a free localhost port."""
-import os, shutil, signal, socket, subprocess, sys, time, urllib.request
+import os, shutil, signal, socket, subprocess, sys, time, urllib.request, warnings
 from pathlib import Path
 import pytest
 from evotr_lib.rag import MemoryManager
@@ -131,3 +131,20 @@ def test_bad_inputs_get_clear_errors_and_write_nothing(store):
     with pytest.raises(ValueError, match="query is empty"): mm.search("")
     with pytest.raises(KeyError, match="no memory with id"): mm.delete("nope")
     assert mm.get_stats()["count"] == 1
+
+
+def test_server_store_is_reembedded_only_when_asked(chroma_server, monkeypatch):
+    "Clients of one server with other embedding settings (e.g. no FreeDict) get an error, not a silent re-embedding of the shared store."
+    monkeypatch.setenv("EVOTR_CHROMA_URL", chroma_server)
+    MemoryManager(config=CONFIG).clear_all()
+    mid = MemoryManager(config=CONFIG).add_memory("Kedimin adı Pamuk.")
+    monolingual = {**CONFIG, "bilingual": False}
+    try:
+        with pytest.raises(ValueError, match="re-embedding it was not asked for"): MemoryManager(config=monolingual)
+        assert [h.id for h in MemoryManager(config=CONFIG).get([mid])] == [mid]          # untouched
+        with pytest.warns(UserWarning, match="re-embedding the 1 memories"): mono = MemoryManager(config=monolingual, reembed=True)
+        assert mono.search("Pamuk", top_k=1)[0].id == mid
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MemoryManager(config=CONFIG, reembed=True).clear_all()                      # as the other tests expect it
