@@ -229,7 +229,7 @@ class Lexicon:
         for tr, ens in tr_en.items():
             for rank, en in enumerate(ens): reverse.setdefault(en, []).append((rank, tr))
         en_tr = {en: [tr for _, tr in sorted(c)] for en, c in reverse.items()}
-        return cls(en_tr, with_verb_stems(tr_en, 2), f"{Path(path).stem} {file_digest(path)}", fallback)
+        return cls(en_tr, with_verb_stems(tr_en, 2), f"{Path(path).stem} {file_digest(path)}", fallback)   # its verbs are everyday ones: ye(mek), de(mek)
 
     @classmethod
     def from_dictd(cls, eng_tur: tuple[Path, Path], tur_eng: tuple[Path, Path] | None = None, per_word: int = 3) -> "Lexicon":
