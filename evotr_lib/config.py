@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['OFFLINE_ENV_VARS', 'PACKAGE_DIR', 'REPO_DIR', 'DTYPES', 'set_offline', 'is_offline', 'data_home', 'available_devices',
-           'get_device', 'seed_everything', 'Config', 'resolve_dtype']
+           'get_device', 'cpu_threads', 'seed_everything', 'atomic_write_text', 'Config', 'resolve_dtype']
 
 # %% ../nbs/00_config.ipynb #ec45da5d
 import dataclasses, json, os, random, types, typing
@@ -62,6 +62,15 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         raise RuntimeError(f"Device {str(dev)!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
     return dev
 
+# %% ../nbs/00_config.ipynb #f6e440f3
+def cpu_threads() -> int:
+    "Threads for CPU compute: `$EVOTR_THREADS`, else half the logical CPUs (at least 1)."
+    value = os.environ.get("EVOTR_THREADS")
+    if value:
+        if not value.isdigit() or int(value) < 1: raise ValueError(f"EVOTR_THREADS must be a positive integer, got {value!r}")
+        return int(value)
+    return max(1, (os.cpu_count() or 2) // 2)
+
 # %% ../nbs/00_config.ipynb #71a8b220
 def seed_everything(seed: int = 0) -> int:
     "Seed `random`, NumPy and PyTorch (CPU and CUDA); returns `seed`."
@@ -97,6 +106,15 @@ def _check_type(name: str, value, tp):
     return value
 
 # %% ../nbs/00_config.ipynb #04c237dc
+def atomic_write_text(path, text: str) -> Path:
+    "Write `text` (UTF-8) to `path` atomically; returns the path."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")   # unique: two writers never share it
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+# %% ../nbs/00_config.ipynb #15714b73
 @dataclass
 class Config:
     "Base for dataclass configs: typed `from_dict`, `to_dict`, JSON `save`/`load` and validated `replace`."
@@ -117,12 +135,7 @@ class Config:
 
     def replace(self, **changes): return self.from_dict({**self.to_dict(), **changes})
 
-    def save(self, path) -> Path:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written config
-        return path
+    def save(self, path) -> Path: return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path): return cls.from_dict(json.loads(Path(path).read_text()))

@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import normalize
 from fastcore.basics import patch
 
-from .config import REPO_DIR, Config
+from .config import REPO_DIR, Config, atomic_write_text
 
 # %% ../nbs/07_router.ipynb #7024e7e3
 INTENTS = ("general_chat", "turkish_culture", "history", "science", "math",
@@ -37,7 +37,7 @@ DEFAULT_REGISTRY_PATH = REPO_DIR / "adapters" / "registry.json"
 REGISTRY_SCHEMA_VERSION = 2
 REGISTRY_KEYS = ("schema_version", "fallback_expert", "experts", "intents")
 EXPERT_KEYS = ("description", "adapters")
-BACKENDS = ("mmrec", "transformers", "mlx")              # the inference engines of 13_engine
+BACKENDS = ("llamacpp", "mmrec", "transformers", "mlx")   # the inference engines of 13_engine
 ADAPTER_KEYS = ("path", "base_model", "base_fingerprint")
 
 @dataclass(frozen=True)
@@ -113,10 +113,7 @@ class AdapterRegistry:
 
     def save(self, path: str | Path | None = None) -> Path:
         "Write the registry as JSON (atomically) to `path` (default: where it was read from)."
-        path = Path(self.source if path is None else path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"); os.replace(tmp, path)
-        return path
+        return atomic_write_text(self.source if path is None else path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 def load_registry(path: str | Path | None = None) -> AdapterRegistry:
     "Read and validate the adapter registry (default: `adapters/registry.json` of the checkout)."
