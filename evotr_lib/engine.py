@@ -60,6 +60,7 @@ class Engine(abc.ABC):
     experts: AdapterManager          # the expert (adapter) manager of this engine's base model
     context_length: int              # prompt + new tokens
     eos_ids: set[int]
+    chat_stops: tuple[str, ...] = ()     # strings that end an answer in this engine's chat format (added to `stop` for chats)
     last: GenerationInfo | None = None   # what the latest generate/stream call did
 
     @abc.abstractmethod
@@ -87,6 +88,7 @@ class Engine(abc.ABC):
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0: raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
         if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
         stops = _check_stop(stop)
+        if not isinstance(prompt, str): stops += [s for s in self.chat_stops if s not in stops]
         text = prompt if isinstance(prompt, str) else self.chat_text(_check_messages(prompt))
         ids = self.encode(text)
         if not ids: raise ValueError("the prompt is empty: give at least one token of text")
@@ -127,6 +129,7 @@ class Engine(abc.ABC):
 class MMRecEngine(Engine):
     "The MM-Rec model folder `path` (default: the shipped model) with the experts of `registry` (default: adapters/registry.json)."
     backend = "mmrec"
+    chat_stops = ("\nuser:",)          # its transcript format: the next user line ends the answer
 
     def __init__(self, path: str | Path | None = None, registry: AdapterRegistry | str | Path | None = None, fallback: bool = False,
                  max_loaded: int = 4, device: str | None = None):

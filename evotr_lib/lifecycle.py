@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['FEEDBACK_KINDS', 'FEEDBACK_SCHEMA', 'REMEMBER_CUES', 'FIRST_PERSON_TR', 'FIRST_PERSON_EN', 'QUESTION_WORDS',
+           'FIRST_PERSON_VERB_TR', 'CASE_ENDINGS', 'UNSOFTENED', 'VOWEL_DROPPED', 'NOT_FIRST_PERSON',
            'PREFERENCE_SCHEMA', 'utc_now', 'ConversationLog', 'append', 'read', 'FeedbackDB', 'record', 'rows',
-           'counts', 'preference_pairs', 'analyze_day', 'is_memorable', 'extract_facts', 'plot_day', 'write_report',
-           'new_preference_pairs', 'record_preference_run', 'completion_logprob', 'dpo_loss', 'train_dpo', 'night',
-           'cron_line']
+           'counts', 'preference_pairs', 'analyze_day', 'turkish_lemmas', 'first_person_tr', 'is_memorable',
+           'memorable_sentences', 'extract_facts', 'plot_day', 'write_report', 'new_preference_pairs',
+           'record_preference_run', 'completion_logprob', 'dpo_loss', 'train_dpo', 'night', 'cron_line']
 
 # %% ../nbs/15_lifecycle.ipynb #c4562d17
-import fcntl, json, os, sqlite3, sys, time, uuid
+import fcntl, json, os, shlex, sqlite3, sys, time, uuid
 from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -177,7 +178,7 @@ def analyze_day(turns: list[dict], feedback: list[dict]) -> dict:
     }
 
 # %% ../nbs/15_lifecycle.ipynb #bd2134a5
-import re
+import functools, re
 from .router import turkish_lower
 
 REMEMBER_CUES = ("unutma", "hatırla", "aklında tut", "not al", "remember", "keep in mind", "note that", "don't forget")
@@ -185,20 +186,54 @@ FIRST_PERSON_TR = re.compile(r"\b(ben|benim|bana|beni|bende|adım|ismim|yaşım)
 FIRST_PERSON_EN = re.compile(r"\b(I|I'm|I've|[Mm]y|me|mine)\b")                    # on the text as typed: English "I" is a capital
 QUESTION_WORDS = re.compile(r"^(ne|neden|nasıl|nerede|nereye|kim|hangi|kaç|mi|mı|mu|mü|what|why|how|where|who|which|when|is|are|do|does|can|could)\b")
 
+FIRST_PERSON_VERB_TR = re.compile(r"(?:yorum|[dt][ıiuü][ğk][ıiuü]m|[dt][ıiuü]m|[ae]c[ae][ğk][ıi]m|m[ıiuü]ş[ıiuü]m|[ae]r[ıi]m|[ıiuü]r[ıiuü]m|y[ıiuü]m)$")
+CASE_ENDINGS = sorted("ın in un ün ı i u ü a e da de ta te dan den tan ten la le yla yle dır dir dur dür".split(), key=len, reverse=True) + [""]
+UNSOFTENED = {"b": "p", "c": "ç", "d": "t", "ğ": "k", "g": "k"}                    # kitab-ım -> kitap, köpeğ-im -> köpek
+VOWEL_DROPPED = {"oğl": "oğul", "ism": "isim", "ağz": "ağız", "burn": "burun", "karn": "karın", "aln": "alın", "boyn": "boyun",
+                 "gönl": "gönül", "şehr": "şehir", "vakt": "vakit", "akl": "akıl", "fikr": "fikir"}   # oğl-um -> oğul
+NOT_FIRST_PERSON = frozenset({"ederim"})                                             # "teşekkür ederim" says nothing about the speaker
+
+@functools.cache
+def turkish_lemmas() -> frozenset:
+    "The Turkish words of the project's core lexicon (09_rag)."
+    from evotr_lib.rag import CORE_LEXICON, read_word_list
+    return frozenset(read_word_list(CORE_LEXICON))
+
+def _noun(stem: str) -> bool:
+    lemmas = turkish_lemmas()
+    return stem in lemmas or VOWEL_DROPPED.get(stem) in lemmas or (stem[-1:] in UNSOFTENED and stem[:-1] + UNSOFTENED[stem[-1]] in lemmas)
+
+def first_person_tr(word: str) -> bool:
+    "A Turkish word (lowercased) in the first person singular: a verb ending (-yorum, -dım, -diğim, -acağım, ...) or a noun with the possessive -(ı)m."
+    head, _, tail = word.partition("'")
+    if tail and FIRST_PERSON_VERB_TR.search(tail): return True                     # İzmir'deyim
+    if len(head) < 4 or head in turkish_lemmas() or head in NOT_FIRST_PERSON: return False
+    if FIRST_PERSON_VERB_TR.search(head): return True
+    for case in CASE_ENDINGS:                                                        # kardeş-im-in, kedi-m-e, oğl-um
+        base = head[:len(head) - len(case)] if case else head
+        if case and not head.endswith(case) or not base.endswith("m") or len(base) < 3: continue
+        stem = base[:-1]
+        if (stem[-1] in "ıiuü" and _noun(stem[:-1])) or (stem[-1] in "aeıioöuü" and _noun(stem)): return True
+    return False
+
 def is_memorable(sentence: str) -> bool:
     "A declarative first-person statement, or one with an explicit remember cue; never a question."
     s = turkish_lower(sentence.strip())
     words = len(s.split())
     if not 2 <= words <= 60 or s.endswith("?") or QUESTION_WORDS.match(s) or re.search(r"\b(mi|mı|mu|mü)(sin|sın|sun|sün|yim|yım|dir|dır)?\b", s): return False
-    return any(c in s for c in REMEMBER_CUES) or bool(FIRST_PERSON_TR.search(s) or FIRST_PERSON_EN.search(sentence))
+    return (any(c in s for c in REMEMBER_CUES) or bool(FIRST_PERSON_TR.search(s) or FIRST_PERSON_EN.search(sentence))
+            or any(first_person_tr(w) for w in re.findall(r"[\w']+", s)))
+
+def memorable_sentences(text: str) -> list[str]:
+    "The sentences of a message that are worth keeping as facts about the person (`is_memorable`)."
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if is_memorable(s)]
 
 def extract_facts(turns: list[dict], feedback: list[dict]) -> list[dict]:
     "Memories worth filing: corrections (question -> answer) and memorable user statements, with their provenance."
     facts = [{"text": f"{f['user']} → {f['correction']}", "metadata": {"type": "correction", "feedback_id": f["id"], "expert": f["expert"] or ""}}
              for f in feedback if f["kind"] == "correction"]
     for t in turns:
-        for sent in re.split(r"(?<=[.!?])\s+", t["user"].strip()):
-            if is_memorable(sent): facts.append({"text": sent.strip(), "metadata": {"type": "user_fact", "turn_id": t.get("id", ""), "session": t["session"]}})
+        facts += [{"text": s, "metadata": {"type": "user_fact", "turn_id": t.get("id", ""), "session": t["session"]}} for s in memorable_sentences(t["user"])]
     return facts
 
 # %% ../nbs/15_lifecycle.ipynb #9f0218fd
@@ -319,8 +354,9 @@ def night(day: date | str | None = None, log: ConversationLog | None = None, fee
     if errors: report.write_text(report.read_text() + "\n## Problems\n" + "\n".join(f"- {e}" for e in errors) + "\n")
     return {"report": report, "stats": stats, "filed": filed, "training": training, "errors": errors}
 
-def cron_line(hour: int = 3, minute: int = 0, command: str | None = None) -> str:
-    "A crontab line that runs `evotr night` every night at hour:minute, appending its output to the data home's log folder."
+def cron_line(hour: int = 3, minute: int = 0, home: str | Path | None = None, command: str | None = None) -> str:
+    "A crontab line that runs `evotr night --home <home>` every night at hour:minute, appending its output to the home's log folder."
     if not (0 <= hour < 24 and 0 <= minute < 60): raise ValueError(f"no such time {hour}:{minute:02d}")
+    home = Path(home).expanduser().resolve() if home is not None else data_home(create=False).resolve()   # cron sees no $EVOTR_HOME
     command = command or str(Path(sys.executable).with_name("evotr")) + " night"
-    return f"{minute} {hour} * * * {command} >> {data_home('logs', create=False) / 'night.log'} 2>&1"
+    return f"{minute} {hour} * * * {shlex.quote(command)} --home {shlex.quote(str(home))} >> {shlex.quote(str(home / 'logs' / 'night.log'))} 2>&1"

@@ -22,7 +22,7 @@ def test_router_loads_offline_in_a_fresh_process(tmp_path):
     r = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     history, debug, empty = json.loads(r.stdout.strip().splitlines()[-1])
-    assert (history["intent"], history["expert"], history["fallback"]) == ("history", "base", False)
+    assert (history["intent"], history["expert"], history["fallback"]) == ("history", "tr_chat", False)
     assert (debug["intent"], debug["expert"]) == ("code_debug", "python_coder")
     assert empty == {"intent": "general_chat", "confidence": 0.0, "expert": "base", "fallback": True}
     assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors"))

@@ -1,0 +1,181 @@
+"""The assistant on this machine, measured as a person meets it: the speed of a chat turn with memory context on the default
+engine (llama.cpp, Gemma 3 270M), and what the experts change, on evaluation sets they never trained on (13c_evals):
+
+    python bench/assistant.py                   # the dev and the held-out splits (about 40 minutes on 2 cores)
+    python bench/assistant.py --split dev       # one split
+    python bench/assistant.py --smoke           # a few items of each set (CI): checks that the script runs, measures nothing
+
+- speed: first-token latency and decode speed of a chat turn (two earlier turns, three memories, the message), the first turn
+  of a conversation (empty prompt cache) and the next one (its prefix cached), median of repeats, `cpu_threads()` threads;
+- python_coder: pass@1 on small Python function tasks (the code runs in a sandboxed subprocess), the bare base model against
+  the expert, greedy;
+- Turkish: the share of Turkish prompts answered in Turkish without degenerate repetition, through the whole assistant (router,
+  experts), against the bare base model;
+- memory: facts told in one session and asked about in a later one (Turkish, English, mixed), the share of answers that
+  contain the fact, through the whole assistant with a fresh embedded memory;
+- held-out loss: answer-token cross-entropy of base and experts on each expert's validation examples (transformers, fp32).
+
+Results: bench/results/assistant_<machine>.md and bench/results/assistant.json.
+"""
+import argparse, datetime, json, os, platform, re, statistics, sys, tempfile, time, warnings
+from pathlib import Path
+
+from evotr_lib.config import cpu_threads
+from evotr_lib.evals import fact_answer_rate, load_facts, load_python_tasks, load_turkish_prompts, pass_at_1, turkish_answer_rate
+
+EXPERTS = ("tr_chat", "python_coder")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def speed(engine, repeats: int, new_tokens: int) -> dict:
+    "First token and decode speed of a chat turn with memory context: a first turn (nothing cached) and the next turn (prefix cached)."
+    from evotr_lib.rag import with_memories
+    memories = ["Kedimin adı Pamuk.", "Kız kardeşim İzmir'de oturuyor.", "I work as a nurse at the city hospital."]
+    history = [{"role": "user", "content": "Merhaba! Bugün biraz yorgunum."},
+               {"role": "assistant", "content": "Merhaba! Yorgun olmana üzüldüm. Biraz dinlenmek iyi gelebilir; sana nasıl yardımcı olabilirim?"},
+               {"role": "user", "content": "Akşam için hafif bir yemek önerir misin?"},
+               {"role": "assistant", "content": "Zeytinyağlı bir sebze yemeği ve yanında yoğurt hafif ve doyurucu olur."}]
+    first = history + [{"role": "user", "content": with_memories("Kedimin adı neydi, hatırlıyor musun?", memories)}]
+    rows = {"cold": [], "cached": []}
+    for i in range(repeats):
+        engine.llm.reset()                                                       # a new conversation: nothing cached
+        answer = engine.generate(first, max_tokens=new_tokens, expert="tr_chat", seed=i)
+        rows["cold"].append((engine.last.first_token_s, engine.last.new_tokens, engine.last.total_s, engine.last.prompt_tokens, 0))
+        nxt = first[:-1] + [{"role": "user", "content": "Kedimin adı neydi, hatırlıyor musun?"}, {"role": "assistant", "content": answer},
+                            {"role": "user", "content": with_memories("Peki kız kardeşim nerede oturuyor?", memories)}]
+        engine.eos_ids, eos = set(), engine.eos_ids                              # decode the full number of tokens
+        engine.generate(nxt, max_tokens=new_tokens, expert="tr_chat", seed=i)
+        engine.eos_ids = eos
+        info = engine.last
+        rows["cached"].append((info.first_token_s, info.new_tokens, info.total_s, info.prompt_tokens, info.cached_prompt_tokens))
+    out = {}
+    for kind, rs in rows.items():
+        out[kind] = {"first_token_s": statistics.median(r[0] for r in rs),
+                     "decode_tokens_per_s": statistics.median((r[1] - 1) / (r[2] - r[0]) for r in rs if r[1] > 1),
+                     "prompt_tokens": rs[0][3], "cached_prompt_tokens": rs[0][4]}
+    return out
+
+
+def chat_fn(engine, expert, max_tokens):
+    return lambda prompt: engine.generate([{"role": "user", "content": prompt}], max_tokens=max_tokens, expert=expert, temperature=0.0)
+
+
+def assistant_for(engine, home: Path, memory: bool, forced: str | None = None):
+    from evotr_lib.assistant import Assistant
+    bot = Assistant.default(home=home, engine=engine, memory=memory, config={"temperature": 0.0, "seed": 0})
+    if forced: bot.command(f"/switch {forced}")
+    return bot
+
+
+def fact_rate(engine, items: list[dict], home: Path, forced: str | None = None) -> dict:
+    "Tell every fact in one session, then ask about each in a new session (a new process would see the same stores)."
+    teller = assistant_for(engine, home, True, forced)
+    told = sum(bool(teller.ask(item["fact"]).remembered) for item in items)
+    teller.memory.close()
+    asker = assistant_for(engine, home, True, forced)
+    def answer(fact, question):
+        asker.memory.short_term.clear()                                          # each question on its own, like a new session
+        return asker.ask(question).text
+    result = fact_answer_rate(answer, items)
+    asker.memory.close()
+    return {**result, "told_and_remembered": told / len(items)}
+
+
+def held_out_losses(n: int) -> dict:
+    "Answer-token loss (nats) of base and experts on the first `n` validation examples of each expert's data."
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from evotr_lib.expert_data import load_expert_data
+    from evotr_lib.experts import answer_loss, base_model_path, GEMMA_BASE
+    from evotr_lib.router import load_registry
+    torch.set_num_threads(cpu_threads())
+    path = base_model_path(GEMMA_BASE)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    sets = {e: load_expert_data(e, "validation")[:n] for e in EXPERTS}
+    out = {"base": {e: answer_loss(model, tok, sets[e]) for e in EXPERTS}}
+    reg = load_registry()
+    peft = None
+    for expert in EXPERTS:
+        spec = reg.adapter(expert, "transformers")
+        if spec is None: continue
+        if peft is None: peft = PeftModel.from_pretrained(model, spec.path, adapter_name=expert)
+        else: peft.load_adapter(spec.path, adapter_name=expert)
+        peft.set_adapter(expert)
+        out[expert] = {e: answer_loss(peft, tok, sets[e]) for e in EXPERTS}
+    return out
+
+
+def run_split(engine, split: str, smoke: bool, work: Path) -> dict:
+    k = 3 if smoke else None
+    tasks, prompts, facts = load_python_tasks(split)[:k], load_turkish_prompts(split)[:k], load_facts(split)[:k]
+    t0 = time.perf_counter()
+    code = {name: pass_at_1(chat_fn(engine, expert, 384), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}
+    chat_bot = assistant_for(engine, work / f"tr-{split}", False)                 # router and experts; no memory, so each prompt stands alone
+    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts),
+          "base": turkish_answer_rate(chat_fn(engine, "base", 256), prompts)}
+    fa = {"assistant": fact_rate(engine, facts, work / f"facts-{split}")}
+    return {"python_tasks": len(tasks), "turkish_prompts": len(prompts), "facts": len(facts), "minutes": (time.perf_counter() - t0) / 60,
+            "pass_at_1": {n: r["pass_at_1"] for n, r in code.items()}, "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()},
+            "fact_answer_rate": {n: r["fact_answer_rate"] for n, r in fa.items()}, "fact_by_lang": fa["assistant"]["by_lang"],
+            "told_and_remembered": fa["assistant"]["told_and_remembered"],
+            "examples": {"python_coder": [r for r in code["python_coder"]["results"][:3]], "turkish": tr["assistant"]["results"][:3],
+                         "facts": fa["assistant"]["results"][:3], "python_failures": [r for r in code["python_coder"]["results"] if not r["passed"]][:5]}}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="a few items of each set (CI)")
+    p.add_argument("--split", choices=["dev", "heldout", "both"], default="both")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = p.parse_args()
+    warnings.filterwarnings("ignore")
+    from evotr_lib.engine import LlamaCppEngine
+    from evotr_lib.router import load_registry
+    if not all(load_registry().adapter(e, "llamacpp") for e in EXPERTS): sys.exit("the registry lacks the llamacpp experts: train them first (13d_experts)")
+    machine = f"CPU {platform.machine()}, {os.cpu_count()} cores"
+    slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
+    t0 = time.perf_counter(); engine = LlamaCppEngine(); load_s = time.perf_counter() - t0
+    result = {"machine": machine, "date": str(datetime.date.today()), "threads": cpu_threads(), "engine_load_s": load_s, "smoke": args.smoke}
+    result["speed"] = speed(engine, 2 if args.smoke else 5, 16 if args.smoke else 128)
+    with tempfile.TemporaryDirectory() as d:
+        splits = ["dev", "heldout"] if args.split == "both" else [args.split]
+        result["splits"] = {s: run_split(engine, s, args.smoke, Path(d)) for s in splits}
+    result["held_out_loss"] = held_out_losses(4 if args.smoke else 60)
+    main_split = result["splits"].get("heldout") or next(iter(result["splits"].values()))
+    result.update(first_token_s=result["speed"]["cached"]["first_token_s"], decode_tokens_per_s=result["speed"]["cached"]["decode_tokens_per_s"],
+                  pass_at_1=main_split["pass_at_1"], fact_answer_rate=main_split["fact_answer_rate"]["assistant"],
+                  turkish_answer_rate=main_split["turkish_answer_rate"]["assistant"])
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    (out / ("assistant_smoke.json" if args.smoke else "assistant.json")).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    write_markdown(result, out / f"assistant_{slug}.md")
+    print((out / f"assistant_{slug}.md").read_text())
+
+
+def write_markdown(r: dict, path: Path):
+    s = r["speed"]
+    lines = [f"# The assistant, {r['machine']}", "",
+             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s); "
+             f"engine load {r['engine_load_s']:.2f} s." + (" SMOKE RUN: not a measurement." if r["smoke"] else ""), "",
+             "## Speed of a chat turn with memory context (expert tr_chat)", "",
+             "| turn | prompt tokens | reused from cache | first token (s) | decode (tokens/s) |", "|---|---|---|---|---|"]
+    for kind, label in (("cold", "first turn of a conversation"), ("cached", "next turn")):
+        lines.append(f"| {label} | {s[kind]['prompt_tokens']} | {s[kind]['cached_prompt_tokens']} | {s[kind]['first_token_s']:.3f} | {s[kind]['decode_tokens_per_s']:.1f} |")
+    for split, x in r["splits"].items():
+        lines += ["", f"## {split} split ({x['minutes']:.0f} min)", "",
+                  "| measure | bare base model | with the assistant's experts |", "|---|---|---|",
+                  f"| python_coder pass@1 ({x['python_tasks']} tasks) | {x['pass_at_1']['base']:.3f} | {x['pass_at_1']['python_coder']:.3f} |",
+                  f"| Turkish prompts answered in Turkish, not degenerate ({x['turkish_prompts']}) | {x['turkish_answer_rate']['base']:.3f} | {x['turkish_answer_rate']['assistant']:.3f} |",
+                  f"| facts told earlier, answered with the fact ({x['facts']}) | - | {x['fact_answer_rate']['assistant']:.3f} |",
+                  "", f"Facts by language: " + ", ".join(f"{k} {v:.2f}" for k, v in x["fact_by_lang"].items())
+                  + f"; facts filed into memory when told: {x['told_and_remembered']:.2f}."]
+    lines += ["", "## Held-out answer loss (nats per answer token, the experts' validation examples, transformers fp32)", "",
+              "| model | " + " | ".join(f"{e} data" for e in EXPERTS) + " |", "|---|" + "---|" * len(EXPERTS)]
+    for model, row in r["held_out_loss"].items():
+        lines.append(f"| {model} | " + " | ".join(f"{row[e]:.3f}" for e in EXPERTS) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
