@@ -139,7 +139,7 @@ def _cmd_night(args) -> int:
         print("# add this line to your crontab (crontab -e) to run the nightly job at 03:00:")
         print(cron_line(home=args.home))
         return 0
-    from evotr_lib.assistant import run_night
+    from evotr_lib.preference import run_night
     out = run_night(home=args.home, day=args.day)
     print(f"report: {out['report']}\n{len(out['filed'])} memories filed; {len(out['training'])} preference update(s)")
     for e in out["errors"]: print("  problem:", e)
