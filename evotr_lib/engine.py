@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['Messages', 'CHATML_TEMPLATE', 'MLX_FILES', 'LLAMA_LOG', 'ENGINES', 'ContextOverflowWarning', 'GenerationInfo',
            'Engine', 'MMRecEngine', 'HFTokenizerMixin', 'TransformersEngine', 'tiny_hf_model', 'mlx_fingerprint',
-           'MLXAdapterManager', 'MLXEngine', 'train_mlx_lora', 'quiet_llama_log', 'llama_errors', 'GGUFAdapterManager',
-           'common_prefix', 'LlamaCppEngine', 'load_engine']
+           'MLXAdapterManager', 'MLXEngine', 'train_mlx_lora', 'peft_to_mlx_lora', 'quiet_llama_log', 'llama_errors',
+           'GGUFAdapterManager', 'common_prefix', 'LlamaCppEngine', 'load_engine']
 
 # %% ../nbs/13_engine.ipynb #190e0fb5
 import abc, collections, functools, json, logging, random, time, warnings
@@ -183,7 +183,7 @@ class TransformersEngine(HFTokenizerMixin, Engine):
         for _ in range(max_tokens):
             token = sample_next(out.logits[:, -1], temperature, top_k, top_p, g)
             yield int(token[0])
-            with torch.inference_mode(): out = self.model(input_ids=token[:, None], past_key_values=out.past_key_values, use_cache=True)
+            with torch.inference_mode(): out = self.model(input_ids=token[:, None], cache=out.cache, use_cache=True)
 
 # %% ../nbs/13_engine.ipynb #8ec7ae56
 CHATML_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -290,6 +290,30 @@ def train_mlx_lora(model_dir: str | Path, texts: list[str], out_dir: str | Path,
     args = TrainingArgs(batch_size=batch_size, iters=iters, val_batches=0, steps_per_report=max(1, iters // 4), steps_per_eval=iters + 1,
                         steps_per_save=iters + 1, adapter_file=str(out_dir / "adapters.safetensors"), max_seq_length=max_seq_length)
     train(model, optim.Adam(learning_rate=lr), data, None, args=args)
+    (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return out_dir
+
+# %% ../nbs/13_engine.ipynb #83df33a2
+def peft_to_mlx_lora(adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    "Convert the peft LoRA adapter in `adapter_dir` to mlx-lm's adapter format (adapters.safetensors + adapter_config.json) in `out_dir`."
+    from safetensors.numpy import load_file, save_file
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("use_dora") or cfg.get("use_rslora"): raise ValueError("only plain LoRA adapters convert to mlx-lm")
+    tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    arrays, keys, layers = {}, set(), set()
+    for key, a in tensors.items():
+        if ".lora_A." not in key: continue
+        module = key.removeprefix("base_model.model.").split(".lora_A.")[0]           # model.layers.3.self_attn.q_proj
+        layer, _, rest = module.partition(".layers.")[2].partition(".")
+        layers.add(int(layer)); keys.add(rest)
+        arrays[f"{module}.lora_a"] = np.ascontiguousarray(a.T.astype(np.float32))           # (d_in, r)
+        arrays[f"{module}.lora_b"] = np.ascontiguousarray(tensors[key.replace(".lora_A.", ".lora_B.")].T.astype(np.float32))   # (r, d_out)
+    if not arrays: raise ValueError(f"{adapter_dir} holds no LoRA A/B matrices")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(arrays, str(out_dir / "adapters.safetensors"))
+    config = {"fine_tune_type": "lora", "num_layers": max(layers) + 1,
+              "lora_parameters": {"rank": cfg["r"], "scale": cfg["lora_alpha"] / cfg["r"], "dropout": 0.0, "keys": sorted(keys)}}
     (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out_dir
 

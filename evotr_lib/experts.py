@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['GEMMA_LORA_TARGETS', 'GEMMA_BASE', 'GemmaExpertConfig', 'prompt_completion', 'chat_ids', 'answer_loss',
-           'TrainedExpert', 'train_gemma_expert', 'base_model_path', 'register_gemma_expert', 'train_expert']
+           'TrainedExpert', 'train_gemma_expert', 'base_model_path', 'gemma_mlx_fingerprint', 'register_gemma_expert',
+           'train_expert']
 
 # %% ../nbs/13d_experts.ipynb #f193d0db
-import json, os, shutil, tempfile, time
+import functools, json, os, shutil, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,17 +137,27 @@ def base_model_path(name: str) -> Path:
     path = Path(name)
     return path if path.is_absolute() else REPO_DIR / path
 
+@functools.cache
+def gemma_mlx_fingerprint() -> str:
+    "The MLX fingerprint of Gemma's transformers copy as mlx-lm loads it (once per process)."
+    from mlx_lm import load as mlx_load
+    from evotr_lib.engine import mlx_fingerprint
+    return mlx_fingerprint(mlx_load(str(gemma_hf()))[0])
+
 def register_gemma_expert(expert: str, trained: TrainedExpert, registry: AdapterRegistry | str | Path | None = None) -> AdapterRegistry:
-    "Convert a trained expert to GGUF beside it and register both forms; returns the saved registry."
+    "Convert a trained expert to GGUF and MLX beside it and register all three forms; returns the saved registry."
     from evotr_lib.base_model import GEMMA_MODEL
+    from evotr_lib.engine import peft_to_mlx_lora
     reg = registry if isinstance(registry, AdapterRegistry) else load_registry(registry)
     cfg_path = trained.path / "adapter_config.json"
     cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "base_model_name_or_path": GEMMA_MODEL}, indent=2) + "\n")
     gguf_dir = trained.path.with_name(trained.path.name + "-gguf"); gguf_dir.mkdir(parents=True, exist_ok=True)
     peft_to_gguf_lora(trained.path, gguf_dir / GGUF_ADAPTER_FILE)
+    mlx_dir = peft_to_mlx_lora(trained.path, trained.path.with_name(trained.path.name + "-mlx"))
     gguf = gemma_gguf()
     reg = reg.with_adapter(expert, "transformers", trained.path, GEMMA_BASE, trained.base_fingerprint)
     reg = reg.with_adapter(expert, "llamacpp", gguf_dir, gguf.name, "sha256:" + sha256_file(gguf))
+    reg = reg.with_adapter(expert, "mlx", mlx_dir, GEMMA_BASE, gemma_mlx_fingerprint())
     reg.save()
     return reg
 
