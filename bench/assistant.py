@@ -3,6 +3,7 @@ engine (llama.cpp, Gemma 3 270M), and what the experts change, on evaluation set
 
     python bench/assistant.py                   # the dev and the held-out splits (about 40 minutes on 2 cores)
     python bench/assistant.py --split dev       # one split
+    python bench/assistant.py --parts speed turkish facts   # some parts only; the others keep their last results
     python bench/assistant.py --smoke           # a few items of each set (CI): checks that the script runs, measures nothing
 
 - speed: first-token latency and decode speed of a chat turn (two earlier turns, three memories, the message), the first turn
@@ -107,27 +108,33 @@ def held_out_losses(n: int) -> dict:
     return out
 
 
-def run_split(engine, split: str, smoke: bool, work: Path) -> dict:
-    k = 3 if smoke else None
-    tasks, prompts, facts = load_python_tasks(split)[:k], load_turkish_prompts(split)[:k], load_facts(split)[:k]
-    t0 = time.perf_counter()
+def code_part(engine, split, k, work):
+    tasks = load_python_tasks(split)[:k]
     code = {name: pass_at_1(chat_fn(engine, expert, 384), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}
+    return {"n": len(tasks), "pass_at_1": {n: r["pass_at_1"] for n, r in code.items()},
+            "failures": [{k: r[k] for k in ("id", "error")} for r in code["python_coder"]["results"] if not r["passed"]]}
+
+def turkish_part(engine, split, k, work):
+    prompts = load_turkish_prompts(split)[:k]
     chat_bot = assistant_for(engine, work / f"tr-{split}", False)                 # router and experts; no memory, so each prompt stands alone
-    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts),
-          "base": turkish_answer_rate(chat_fn(engine, "base", 256), prompts)}
-    fa = {"assistant": fact_rate(engine, facts, work / f"facts-{split}")}
-    return {"python_tasks": len(tasks), "turkish_prompts": len(prompts), "facts": len(facts), "minutes": (time.perf_counter() - t0) / 60,
-            "pass_at_1": {n: r["pass_at_1"] for n, r in code.items()}, "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()},
-            "fact_answer_rate": {n: r["fact_answer_rate"] for n, r in fa.items()}, "fact_by_lang": fa["assistant"]["by_lang"],
-            "told_and_remembered": fa["assistant"]["told_and_remembered"],
-            "examples": {"python_coder": [r for r in code["python_coder"]["results"][:3]], "turkish": tr["assistant"]["results"][:3],
-                         "facts": fa["assistant"]["results"][:3], "python_failures": [r for r in code["python_coder"]["results"] if not r["passed"]][:5]}}
+    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts), "base": turkish_answer_rate(chat_fn(engine, "base", 256), prompts)}
+    return {"n": len(prompts), "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()},
+            "misses": [r for r in tr["assistant"]["results"] if not r["ok"]][:8]}
+
+def facts_part(engine, split, k, work):
+    facts = load_facts(split)[:k]
+    r = fact_rate(engine, facts, work / f"facts-{split}")
+    return {"n": len(facts), "fact_answer_rate": r["fact_answer_rate"], "by_lang": r["by_lang"], "told_and_remembered": r["told_and_remembered"],
+            "misses": [x for x in r["results"] if not x["ok"]][:8]}
+
+SPLIT_PARTS = {"code": code_part, "turkish": turkish_part, "facts": facts_part}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="a few items of each set (CI)")
     p.add_argument("--split", choices=["dev", "heldout", "both"], default="both")
+    p.add_argument("--parts", nargs="+", choices=["speed", *SPLIT_PARTS, "loss"], default=["speed", *SPLIT_PARTS, "loss"])
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
     warnings.filterwarnings("ignore")
@@ -136,44 +143,57 @@ def main():
     if not all(load_registry().adapter(e, "llamacpp") for e in EXPERTS): sys.exit("the registry lacks the llamacpp experts: train them first (13d_experts)")
     machine = f"CPU {platform.machine()}, {os.cpu_count()} cores"
     slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
-    t0 = time.perf_counter(); engine = LlamaCppEngine(); load_s = time.perf_counter() - t0
-    result = {"machine": machine, "date": str(datetime.date.today()), "threads": cpu_threads(), "engine_load_s": load_s, "smoke": args.smoke}
-    result["speed"] = speed(engine, 2 if args.smoke else 5, 16 if args.smoke else 128)
-    with tempfile.TemporaryDirectory() as d:
-        splits = ["dev", "heldout"] if args.split == "both" else [args.split]
-        result["splits"] = {s: run_split(engine, s, args.smoke, Path(d)) for s in splits}
-    result["held_out_loss"] = held_out_losses(4 if args.smoke else 60)
-    main_split = result["splits"].get("heldout") or next(iter(result["splits"].values()))
-    result.update(first_token_s=result["speed"]["cached"]["first_token_s"], decode_tokens_per_s=result["speed"]["cached"]["decode_tokens_per_s"],
-                  pass_at_1=main_split["pass_at_1"], fact_answer_rate=main_split["fact_answer_rate"]["assistant"],
-                  turkish_answer_rate=main_split["turkish_answer_rate"]["assistant"])
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    (out / ("assistant_smoke.json" if args.smoke else "assistant.json")).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    json_path = out / ("assistant_smoke.json" if args.smoke else "assistant.json")
+    result = json.loads(json_path.read_text()) if json_path.is_file() and not args.smoke else {}
+    if result.get("machine", machine) != machine: result = {}                  # parts from another machine are not mixed in
+    t0 = time.perf_counter(); engine = LlamaCppEngine(); load_s = time.perf_counter() - t0
+    result.update({"machine": machine, "date": str(datetime.date.today()), "threads": cpu_threads(), "smoke": args.smoke})
+    k = 3 if args.smoke else None
+    if "speed" in args.parts: result["speed"] = {**speed(engine, 2 if args.smoke else 5, 16 if args.smoke else 128), "engine_load_s": load_s}
+    with tempfile.TemporaryDirectory() as d:
+        for split in (["dev", "heldout"] if args.split == "both" else [args.split]):
+            for part in SPLIT_PARTS:
+                if part in args.parts:
+                    t1 = time.perf_counter()
+                    result.setdefault("splits", {}).setdefault(split, {})[part] = {**SPLIT_PARTS[part](engine, split, k, Path(d)), "minutes": (time.perf_counter() - t1) / 60}
+    if "loss" in args.parts: result["held_out_loss"] = held_out_losses(4 if args.smoke else 60)
+    main = result.get("splits", {}).get("heldout") or next(iter(result.get("splits", {}).values()), {})
+    result.update(first_token_s=result.get("speed", {}).get("cached", {}).get("first_token_s"),
+                  decode_tokens_per_s=result.get("speed", {}).get("cached", {}).get("decode_tokens_per_s"),
+                  pass_at_1=main.get("code", {}).get("pass_at_1"), fact_answer_rate=main.get("facts", {}).get("fact_answer_rate"),
+                  turkish_answer_rate=main.get("turkish", {}).get("turkish_answer_rate", {}).get("assistant"))
+    json_path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     write_markdown(result, out / f"assistant_{slug}.md")
     print((out / f"assistant_{slug}.md").read_text())
 
 
 def write_markdown(r: dict, path: Path):
-    s = r["speed"]
     lines = [f"# The assistant, {r['machine']}", "",
-             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s); "
-             f"engine load {r['engine_load_s']:.2f} s." + (" SMOKE RUN: not a measurement." if r["smoke"] else ""), "",
-             "## Speed of a chat turn with memory context (expert tr_chat)", "",
-             "| turn | prompt tokens | reused from cache | first token (s) | decode (tokens/s) |", "|---|---|---|---|---|"]
-    for kind, label in (("cold", "first turn of a conversation"), ("cached", "next turn")):
-        lines.append(f"| {label} | {s[kind]['prompt_tokens']} | {s[kind]['cached_prompt_tokens']} | {s[kind]['first_token_s']:.3f} | {s[kind]['decode_tokens_per_s']:.1f} |")
-    for split, x in r["splits"].items():
-        lines += ["", f"## {split} split ({x['minutes']:.0f} min)", "",
-                  "| measure | bare base model | with the assistant's experts |", "|---|---|---|",
-                  f"| python_coder pass@1 ({x['python_tasks']} tasks) | {x['pass_at_1']['base']:.3f} | {x['pass_at_1']['python_coder']:.3f} |",
-                  f"| Turkish prompts answered in Turkish, not degenerate ({x['turkish_prompts']}) | {x['turkish_answer_rate']['base']:.3f} | {x['turkish_answer_rate']['assistant']:.3f} |",
-                  f"| facts told earlier, answered with the fact ({x['facts']}) | - | {x['fact_answer_rate']['assistant']:.3f} |",
-                  "", f"Facts by language: " + ", ".join(f"{k} {v:.2f}" for k, v in x["fact_by_lang"].items())
-                  + f"; facts filed into memory when told: {x['told_and_remembered']:.2f}."]
-    lines += ["", "## Held-out answer loss (nats per answer token, the experts' validation examples, transformers fp32)", "",
-              "| model | " + " | ".join(f"{e} data" for e in EXPERTS) + " |", "|---|" + "---|" * len(EXPERTS)]
-    for model, row in r["held_out_loss"].items():
-        lines.append(f"| {model} | " + " | ".join(f"{row[e]:.3f}" for e in EXPERTS) + " |")
+             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s), greedy answers."
+             + (" SMOKE RUN: not a measurement." if r["smoke"] else ""), ""]
+    if "speed" in r:
+        s = r["speed"]
+        lines += ["## Speed of a chat turn with memory context (expert tr_chat)", "", f"Engine load {s['engine_load_s']:.2f} s; median of the repeats.", "",
+                  "| turn | prompt tokens | reused from cache | first token (s) | decode (tokens/s) |", "|---|---|---|---|---|"]
+        for kind, label in (("cold", "first turn of a conversation"), ("cached", "next turn")):
+            lines.append(f"| {label} | {s[kind]['prompt_tokens']} | {s[kind]['cached_prompt_tokens']} | {s[kind]['first_token_s']:.3f} | {s[kind]['decode_tokens_per_s']:.1f} |")
+    for split, x in r.get("splits", {}).items():
+        lines += ["", f"## {split} split", "", "| measure | items | bare base model | the assistant (router, experts, memory) |", "|---|---|---|---|"]
+        if "code" in x: lines.append(f"| python_coder pass@1 | {x['code']['n']} | {x['code']['pass_at_1']['base']:.3f} | {x['code']['pass_at_1']['python_coder']:.3f} |")
+        if "turkish" in x:
+            t = x["turkish"]
+            lines.append(f"| Turkish prompts answered in Turkish, not degenerate | {t['n']} | {t['turkish_answer_rate']['base']:.3f} | {t['turkish_answer_rate']['assistant']:.3f} |")
+        if "facts" in x:
+            f = x["facts"]
+            lines += [f"| facts told in one session, answered with the fact in the next | {f['n']} | - | {f['fact_answer_rate']:.3f} |", "",
+                      "Facts by language: " + ", ".join(f"{k} {v:.2f}" for k, v in f["by_lang"].items())
+                      + f"; facts filed into memory when told: {f['told_and_remembered']:.2f}."]
+    if "held_out_loss" in r:
+        lines += ["", "## Held-out answer loss (nats per answer token on the experts' validation examples, transformers fp32)", "",
+                  "| model | " + " | ".join(f"{e} data" for e in EXPERTS) + " |", "|---|" + "---|" * len(EXPERTS)]
+        for model, row in r["held_out_loss"].items():
+            lines.append(f"| {model} | " + " | ".join(f"{row[e]:.3f}" for e in EXPERTS) + " |")
     path.write_text("\n".join(lines) + "\n")
 
 

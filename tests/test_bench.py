@@ -2,6 +2,10 @@
 import os, subprocess, sys
 from pathlib import Path
 
+import pytest
+
+from evotr_lib.router import load_registry
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,3 +72,9 @@ def test_engine_bench_smoke(tmp_path):
     text = smoke("engine.py", tmp_path).read_text()
     for backend in ("mmrec", "transformers", "mlx"): assert f"| {backend} |" in text
     for model in ("base", "tr_chat", "python_coder"): assert f"| {model} |" in text
+
+
+@pytest.mark.skipif(not load_registry().adapter("python_coder", "llamacpp"), reason="the shipped registry has no llama.cpp experts")
+def test_assistant_bench_smoke(tmp_path):
+    text = smoke("assistant.py", tmp_path, "--split", "dev").read_text()
+    assert "| next turn |" in text and "python_coder pass@1" in text and "| python_coder |" in text

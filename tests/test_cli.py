@@ -24,6 +24,27 @@ def test_evotr_info_runs(tmp_path):
     assert "unavailable" not in r.stdout
 
 
+def test_evotr_info_names_the_base_model_and_lexicon_without_importing_the_library():
+    r = run(sys.executable, "-X", "importtime", str(BIN / "evotr"), "info")
+    assert r.returncode == 0, r.stderr
+    for words in ("google/gemma-3-270m", "Gemma Terms of Use", "lexicon", "core word list", "FreeDict"):
+        assert words in r.stdout
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert not {"torch", "transformers", "chromadb", "peft", "sentence_transformers"} & imported, "evotr info must stay light"
+
+
+def test_evotr_info_check_imports_every_module():
+    r = run(str(BIN / "evotr"), "info", "--check")
+    assert r.returncode == 0 and "unavailable" not in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_night_schedule_names_the_data_home(tmp_path):
+    r = run(str(BIN / "evotr"), "night", "--schedule", env={"EVOTR_HOME": str(tmp_path / "my home")})
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.startswith("0 3 * * * ") and f"--home '{tmp_path / 'my home'}'" in line and "night.log" in line
+
+
 def test_evotr_info_json():
     r = run(str(BIN / "evotr"), "info", "--json")
     assert r.returncode == 0, r.stderr
