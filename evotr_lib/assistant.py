@@ -59,6 +59,7 @@ class Assistant:
                  config: AssistantConfig | dict | None = None, session: str | None = None, unavailable: dict | None = None):
         self.engine, self.router, self.memory, self.log, self.feedback = engine, router, memory, log, feedback
         self.loading: threading.Thread | None = None   # parts still being built in the background (see `Assistant.default`)
+        self.loading_error: BaseException | None = None   # what stopped the engine from loading there
         self.config = AssistantConfig.from_dict(config or {})
         self.session = session or time.strftime("%Y%m%dT%H%M%S") + f"-{id(self) % 10**6:06d}"
         self.unavailable = dict(unavailable or {})   # part -> why it could not be built (shown by /stats)
@@ -68,6 +69,7 @@ class Assistant:
         self.turns = 0
 
     def __repr__(self):
+        self.wait_ready()
         parts = {"router": self.router, "memory": self.memory, "log": self.log, "feedback": self.feedback}
         return f"Assistant(engine={type(self.engine).__name__}, " + ", ".join(f"{k}={'on' if v is not None else 'off'}" for k, v in parts.items()) + ")"
 
@@ -100,7 +102,7 @@ Assistant._route, Assistant._messages = _route, _messages
 # %% ../nbs/14_assistant.ipynb #1782a297
 def _fit(self: Assistant, messages: list[dict]) -> tuple[list[dict], int]:
     "`messages` without the oldest turns that do not fit the engine's context (with room for the answer), and the prompt's token count."
-    room = self.engine.context_length - self.config.max_tokens
+    room = self.engine.context_length - self._answer_tokens()
     head = [m for m in messages[:1] if m["role"] == "system"]
     turns = messages[len(head):]
     while True:
@@ -108,15 +110,17 @@ def _fit(self: Assistant, messages: list[dict]) -> tuple[list[dict], int]:
         if n <= room or len(turns) == 1: return head + turns, n
         turns = turns[2:] if len(turns) > 2 else turns[-1:]            # a user turn and its answer at a time
 
+def _answer_tokens(self: Assistant) -> int: return min(self.config.max_tokens, self.engine.context_length // 2)
+
 def _generate(self: Assistant, messages: list[dict], expert: str | None, skipped: list) -> Iterator[str]:
-    c = self.config
+    c, answer_tokens = self.config, self._answer_tokens()
     messages, n = self._fit(messages)
-    if n > self.engine.context_length - c.max_tokens:
+    if n > self.engine.context_length - answer_tokens:
         skipped.append("engine: message too long")
-        yield (f"(the message is {n:,} tokens long; this model reads at most {self.engine.context_length - c.max_tokens:,} "
+        yield (f"(the message is {n:,} tokens long; this model reads at most {self.engine.context_length - answer_tokens:,} "
                f"with room for its answer: shorten it or send it in parts)")
         return
-    kw = dict(max_tokens=c.max_tokens, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=c.seed)
+    kw = dict(max_tokens=answer_tokens, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=c.seed)
     for attempt in ([expert, None] if expert is not None else [None]):
         started = False
         try:
@@ -151,10 +155,12 @@ def _remember(self: Assistant, text: str, reply: Reply):
     from evotr_lib.evals import is_degenerate
     from evotr_lib.lifecycle import memorable_sentences
     if self.memory is not None:
-        try:
-            if not is_degenerate(reply.text) and not any(s.startswith("engine") for s in reply.skipped):
+        if not is_degenerate(reply.text) and not any(s.startswith("engine") for s in reply.skipped):
+            try:
                 self.memory.short_term.check("user", text); self.memory.short_term.check("assistant", reply.text)
                 self.memory.short_term.add("user", text); self.memory.short_term.add("assistant", reply.text)
+            except ValueError: reply.skipped.append("context: the turn is too long to keep")
+        try:
             for sentence in memorable_sentences(text):
                 self.memory.add_memory(sentence, {"session": self.session, "source": "chat"}, memory_type="user_fact")
                 reply.remembered.append(sentence)
@@ -170,12 +176,13 @@ def ask(self: Assistant, text: str) -> Reply:
     return self.last
 
 def wait_ready(self: Assistant) -> bool:
-    "Wait for the parts being built in the background; True if there was something to wait for."
+    "Wait for the parts being built in the background (raising what stopped the engine from loading); True if there was something to wait for."
     if self.loading is None: return False
     self.loading.join(); self.loading = None
+    if self.loading_error is not None: raise RuntimeError(f"the model could not be loaded: {self.loading_error}") from self.loading_error
     return True
 
-Assistant._fit, Assistant.wait_ready = _fit, wait_ready
+Assistant._fit, Assistant._answer_tokens, Assistant.wait_ready = _fit, _answer_tokens, wait_ready
 Assistant._generate, Assistant.chat, Assistant._remember, Assistant.ask = _generate, chat, _remember, ask
 
 # %% ../nbs/14_assistant.ipynb #a0bd3d93
@@ -257,14 +264,18 @@ def default_engine(config: AssistantConfig | None = None, warn=print):
     return load_engine(c.backend, c.model_path)
 
 def default(cls, home=None, engine=None, config: AssistantConfig | dict | None = None, memory: bool = True, background: bool = False) -> Assistant:
-    "The assistant on the shipped defaults, storing its data under `home` (default: the data home); `background` builds router and memory in a thread."
+    "The assistant on the shipped defaults, storing its data under `home` (default: the data home); `background` builds engine, router and memory in a thread."
     home, unavailable = Path(home) if home is not None else data_home(), {}
     config = AssistantConfig.from_dict(config or {})
-    engine = engine if engine is not None else default_engine(config)
     log = build_part("log", lambda: ConversationLog(home / "logs"), unavailable)
     fb = build_part("feedback", lambda: FeedbackDB(home / "feedback.db"), unavailable)
     bot = cls(engine, None, None, log, fb, config, unavailable=unavailable)
     def load():
+        if bot.engine is None:
+            try: bot.engine = default_engine(config)
+            except BaseException as e: bot.loading_error = e; return     # raised by `wait_ready`: without an engine there is no assistant
+        import transformers
+        transformers.utils.logging.disable_progress_bar()                 # no "Loading weights" bars for MiniLM at every start
         from evotr_lib.router import Router
         bot.router = build_part("router", Router.load, unavailable)
         if not memory: unavailable["memory"] = "turned off (--no-memory)"; return
@@ -319,8 +330,10 @@ def run_chat(assistant: Assistant, read=input, write=print) -> int:
         try: line = read_message(read)
         except (EOFError, KeyboardInterrupt): write(""); break
         if not line.strip(): continue
-        if assistant.loading is not None and assistant.loading.is_alive(): write("(one moment: the router and the memory are still loading)")
-        assistant.wait_ready(); report_unavailable()
+        if assistant.loading is not None and assistant.loading.is_alive(): write("(one moment: the model, the router and the memory are still loading)")
+        try: assistant.wait_ready()
+        except RuntimeError as e: write(f"evotr: {e}"); return 1
+        report_unavailable()
         if (shown := assistant.command(line)) is not None: write(shown); continue
         write("evo> ", end="", flush=True)
         try:

@@ -11,7 +11,7 @@ import argparse, ast, importlib, importlib.metadata, json, os, pkgutil, platform
 from pathlib import Path
 
 import evotr_lib
-from .base_model import GEMMA_LICENCE, GEMMA_MODEL, models_dir
+from .base_model import GEMMA_LICENCE, GEMMA_MODEL, gemma_gguf, models_dir
 from .config import PACKAGE_DIR, available_devices, data_home, freedict_files, get_device, is_offline
 
 # %% ../nbs/90_cli.ipynb #c2f7ad8f
@@ -128,6 +128,7 @@ def _cmd_chat(args) -> int:
     if args.base == "mmrec" and args.backend not in (None, "mmrec"): raise SystemExit("evotr chat: --base mmrec runs on its own engine; leave out --backend")
     config = {k: v for k, v in dict(max_tokens=args.max_tokens, seed=args.seed, temperature=args.temperature, backend=backend,
                                     model_path=args.model).items() if v is not None}
+    if backend in (None, "llamacpp") and args.model is None: gemma_gguf()   # the first run prepares the model here, before the prompt
     assistant = Assistant.default(home=args.home, config=config, memory=not args.no_memory, background=True)
     line_editing(data_home() / "chat_history")
     if args.expert: print(assistant.command(f"/switch {args.expert}"))

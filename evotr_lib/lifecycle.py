@@ -179,7 +179,6 @@ def analyze_day(turns: list[dict], feedback: list[dict]) -> dict:
 
 # %% ../nbs/15_lifecycle.ipynb #bd2134a5
 import functools, re
-from .router import turkish_lower
 
 REMEMBER_CUES = ("unutma", "hatırla", "aklında tut", "not al", "remember", "keep in mind", "note that", "don't forget")
 FIRST_PERSON_TR = re.compile(r"\b(ben|benim|bana|beni|bende|adım|ismim|yaşım)\b")   # on Turkish-lowercased text
@@ -218,6 +217,7 @@ def first_person_tr(word: str) -> bool:
 
 def is_memorable(sentence: str) -> bool:
     "A declarative first-person statement, or one with an explicit remember cue; never a question."
+    from evotr_lib.router import turkish_lower
     s = turkish_lower(sentence.strip())
     words = len(s.split())
     if not 2 <= words <= 60 or s.endswith("?") or QUESTION_WORDS.match(s) or re.search(r"\b(mi|mı|mu|mü)(sin|sın|sun|sün|yim|yım|dir|dır)?\b", s): return False
@@ -237,10 +237,9 @@ def extract_facts(turns: list[dict], feedback: list[dict]) -> list[dict]:
     return facts
 
 # %% ../nbs/15_lifecycle.ipynb #9f0218fd
-import matplotlib.pyplot as plt
-
 def plot_day(stats: dict, path) -> Path:
     "Turns per intent and feedback per expert, side by side, saved as a PNG."
+    import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
     intents = stats["intents"] or {"(none)": 0}
     a.barh(list(intents)[::-1], list(intents.values())[::-1], color="tab:blue"); a.set(title=f"{stats['turns']} turns by intent", xlabel="turns")
@@ -299,25 +298,24 @@ def record_preference_run(db: FeedbackDB, expert: str, pairs: list[dict], result
                            (utc_now(), expert, len(pairs), max(p["id"] for p in pairs), int(bool(result.get("registered"))), str(result.get("summary", "")))).lastrowid
 
 # %% ../nbs/15_lifecycle.ipynb #8b10267d
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-def completion_logprob(model: nn.Module, prompt_ids: list[int], completion_ids: list[int]) -> Tensor:
+def completion_logprob(model: "torch.nn.Module", prompt_ids: list[int], completion_ids: list[int]) -> "torch.Tensor":
     "Sum of log p(completion token | everything before it) under `model` (ids -> logits (1, L, V)); a scalar tensor."
+    import torch, torch.nn.functional as F      # on use, like every heavy import of this module: the chat's start-up needs none
     if not prompt_ids or not completion_ids: raise ValueError("prompt and completion must both have at least one token")
     ids = torch.tensor([prompt_ids + completion_ids], device=next(model.parameters()).device)
     logp = F.log_softmax(model(ids[:, :-1]).float(), -1)                       # (1, L-1, V)
     targets = ids[:, len(prompt_ids):]                                         # the completion's tokens ...
     return logp[:, len(prompt_ids) - 1:].gather(-1, targets[..., None]).sum()  # ... each predicted from the position before it
 
-def dpo_loss(chosen: Tensor, rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float = 0.1) -> Tensor:
+def dpo_loss(chosen: "torch.Tensor", rejected: "torch.Tensor", ref_chosen: "torch.Tensor", ref_rejected: "torch.Tensor", beta: float = 0.1) -> "torch.Tensor":
     "The DPO loss of (batches of) summed completion log-probabilities under the policy and the reference."
+    import torch.nn.functional as F
     return -F.logsigmoid(beta * ((chosen - ref_chosen) - (rejected - ref_rejected))).mean()
 
-def train_dpo(model: nn.Module, pairs: list[tuple[list[int], list[int], list[int]]], beta: float = 0.1, lr: float = 1e-3,
+def train_dpo(model: "torch.nn.Module", pairs: list[tuple[list[int], list[int], list[int]]], beta: float = 0.1, lr: float = 1e-3,
               epochs: int = 3, seed: int = 0) -> list[float]:
     "DPO on (prompt, chosen, rejected) token-id triples; trains the parameters that require grad; the reference is the model as given."
+    import torch
     if not pairs: raise ValueError("no preference pairs")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ValueError("the model has no trainable parameters (for an expert: only its LoRA weights should be)")

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from .config import REPO_DIR, Config, seed_everything
@@ -60,7 +58,8 @@ class LoRAConfig(Config):
         if not 0 <= self.dropout < 1: raise ValueError(f"LoRAConfig.dropout must be in [0, 1), got {self.dropout}")
         if not self.target_modules: raise ValueError("LoRAConfig.target_modules is empty: name the linear layers to adapt")
 
-    def peft_config(self) -> LoraConfig:
+    def peft_config(self) -> "peft.LoraConfig":
+        from peft import LoraConfig               # peft is imported on use: importing it takes seconds, and llama.cpp experts need none of it
         return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=list(self.target_modules))
 
     def steps(self, train_tokens: int) -> int:
@@ -87,6 +86,7 @@ def tiny_lm(dest, seed: int = 0, **overrides) -> Path:
 def random_lora(model: nn.Module, dest: str | Path, target_modules, rank: int = 4, seed: int = 0) -> Path:
     "Write a peft LoRA adapter with random A and B (not trained: for tests and benchmarks) for `model` to `dest`; `model` is left unchanged."
     torch.manual_seed(seed)
+    from peft import get_peft_model
     config = LoRAConfig(rank=rank, alpha=2 * rank, target_modules=tuple(target_modules)).peft_config()
     config.init_lora_weights = False
     peft = get_peft_model(model, config)
@@ -120,6 +120,7 @@ class TrainedAdapter:
 
 def train_lora(base: str | Path, config: LoRAConfig, out_dir: str | Path, work_dir: str | Path | None = None) -> TrainedAdapter:
     "Train a LoRA adapter on the model folder `base` as `config` says; write it to `out_dir` (replacing what is there)."
+    from peft import get_peft_model
     config, out_dir = LoRAConfig.from_dict(config), Path(out_dir)
     model, tok, _ = load_lm(base)
     fingerprint = model_fingerprint(model)
@@ -248,6 +249,7 @@ class LoRAManager(AdapterManager):
     def _add(self, expert: str, spec: AdapterSpec):
         try:
             if self.peft is None:
+                from peft import PeftModel
                 self.peft = PeftModel.from_pretrained(self.model, spec.path, adapter_name=expert)
                 self.peft.base_model.disable_adapter_layers()      # loading made it active; `_use` decides
             else: self.peft.load_adapter(spec.path, adapter_name=expert)
@@ -271,6 +273,7 @@ class LoRAManager(AdapterManager):
             if self.loaded: self.peft.delete_adapter(expert)
             else: self.peft.unload(); self.peft = None
         if self.peft is None:                              # `from_pretrained` failed after injecting its layers
+            from peft.tuners.tuners_utils import BaseTunerLayer
             for name, module in list(self.model.named_modules()):
                 if isinstance(module, BaseTunerLayer):
                     parent, _, child = name.rpartition(".")
