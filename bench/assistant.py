@@ -61,19 +61,19 @@ def chat_fn(engine, expert, max_tokens):
     return lambda prompt: engine.generate([{"role": "user", "content": prompt}], max_tokens=max_tokens, expert=expert, temperature=0.0)
 
 
-def assistant_for(engine, home: Path, memory: bool, forced: str | None = None):
+def assistant_for(engine, home: Path, memory: bool, max_tokens: int, forced: str | None = None):
     from evotr_lib.assistant import Assistant
-    bot = Assistant.default(home=home, engine=engine, memory=memory, config={"temperature": 0.0, "seed": 0})
+    bot = Assistant.default(home=home, engine=engine, memory=memory, config={"temperature": 0.0, "seed": 0, "max_tokens": max_tokens})
     if forced: bot.command(f"/switch {forced}")
     return bot
 
 
 def fact_rate(engine, items: list[dict], home: Path, forced: str | None = None) -> dict:
     "Tell every fact in one session, then ask about each in a new session (a new process would see the same stores)."
-    teller = assistant_for(engine, home, True, forced)
+    teller = assistant_for(engine, home, True, 48, forced)                       # what it answers to a statement is not scored
     told = sum(bool(teller.ask(item["fact"]).remembered) for item in items)
     teller.memory.close()
-    asker = assistant_for(engine, home, True, forced)
+    asker = assistant_for(engine, home, True, 128, forced)
     def answer(fact, question):
         asker.memory.short_term.clear()                                          # each question on its own, like a new session
         return asker.ask(question).text
@@ -116,8 +116,8 @@ def code_part(engine, split, k, work):
 
 def turkish_part(engine, split, k, work):
     prompts = load_turkish_prompts(split)[:k]
-    chat_bot = assistant_for(engine, work / f"tr-{split}", False)                 # router and experts; no memory, so each prompt stands alone
-    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts), "base": turkish_answer_rate(chat_fn(engine, "base", 256), prompts)}
+    chat_bot = assistant_for(engine, work / f"tr-{split}", False, 160)                 # router and experts; no memory, so each prompt stands alone
+    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts), "base": turkish_answer_rate(chat_fn(engine, "base", 160), prompts)}
     return {"n": len(prompts), "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()},
             "misses": [r for r in tr["assistant"]["results"] if not r["ok"]][:8]}
 

@@ -9,13 +9,13 @@ __all__ = ['KTO_SCHEMA', 'PREFERENCE_BACKENDS', 'kto_examples', 'dpo_examples', 
            'run_night']
 
 # %% ../nbs/14a_preference.ipynb #501c3e33
-import json, os, shutil, tempfile, time
+import json, tempfile, time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 from .assistant import build_part
 from .config import REPO_DIR, data_home
-from .lifecycle import ConversationLog, FeedbackDB, completion_logprob, night, record_preference_run, train_dpo, utc_now, write_report
+from .lifecycle import ConversationLog, FeedbackDB, completion_logprob, night, train_dpo, utc_now, write_report
 
 # %% ../nbs/14a_preference.ipynb #2d332757
 def _turn(role: str, text: str) -> list[dict]: return [{"role": role, "content": text}]
@@ -59,9 +59,8 @@ def record_kto_run(db: FeedbackDB, expert: str, rows: list[dict], result: dict) 
                             str(result.get("summary", "")))).lastrowid
 
 # %% ../nbs/14a_preference.ipynb #6519ac01
-from .lora import model_fingerprint
-
 def _check_base(model, spec):
+    from evotr_lib.lora import model_fingerprint
     if model_fingerprint(model) != spec.base_fingerprint: raise ValueError(f"the base model {spec.base_model} is not the one {spec.expert!r} was trained on")
 
 def _losses(trainer) -> list[float]:
@@ -92,7 +91,7 @@ class TransformersExpert:
     def answer_logprob(self, question: str, answer: str) -> float:
         import torch
         from evotr_lib.experts import chat_ids
-        ids, n = chat_ids(self.tokenizer, {"messages": _turn("user", question) + _turn("assistant", answer)}, self.max_length)
+        ids, n = chat_ids(self.tokenizer, {"messages": _turn("user", question) + _turn("assistant", answer)})   # whole: a cut answer has no score
         self.model.eval()
         with torch.inference_mode(): logp = self.model(input_ids=torch.tensor([ids])).logits[0, n - 1:-1].float().log_softmax(-1)
         return logp.gather(-1, torch.tensor(ids[n:])[:, None]).mean().item()
@@ -102,7 +101,7 @@ class TransformersExpert:
         from transformers import GenerationConfig
         ids = self.tokenizer.apply_chat_template(_turn("user", question), add_generation_prompt=True, tokenize=True, return_dict=False)
         config = GenerationConfig(max_new_tokens=max_tokens, do_sample=False, eos_token_id=self.eos_ids,
-                                  pad_token_id=self.tokenizer.pad_token_id or self.eos_ids[0])
+                                  pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0])
         self.model.eval()
         with torch.inference_mode(): out = self.model.generate(input_ids=torch.tensor([ids]), generation_config=config)
         return self.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True).strip()
