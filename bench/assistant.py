@@ -118,7 +118,7 @@ def turkish_part(engine, split, k, work):
     prompts = load_turkish_prompts(split)[:k]
     chat_bot = assistant_for(engine, work / f"tr-{split}", False, 160)                 # router and experts; no memory, so each prompt stands alone
     tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts), "base": turkish_answer_rate(chat_fn(engine, "base", 160), prompts)}
-    return {"n": len(prompts), "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()},
+    return {"n": len(prompts), "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()}, "echo": {n: r["echo"] for n, r in tr.items()},
             "misses": [r for r in tr["assistant"]["results"] if not r["ok"]][:8]}
 
 def facts_part(engine, split, k, work):
@@ -140,7 +140,10 @@ def main():
     warnings.filterwarnings("ignore")
     from evotr_lib.engine import LlamaCppEngine
     from evotr_lib.router import load_registry
-    if not all(load_registry().adapter(e, "llamacpp") for e in EXPERTS): sys.exit("the registry lacks the llamacpp experts: train them first (13d_experts)")
+    needed = {"tr_chat"} if set(args.parts) & {"speed", "turkish", "facts"} else set()
+    needed |= {"python_coder"} if "code" in args.parts else set()
+    if missing := [e for e in sorted(needed) if not load_registry().adapter(e, "llamacpp")]:
+        sys.exit(f"the registry lacks the llamacpp experts {missing}: train them first (13d_experts)")
     machine = f"CPU {platform.machine()}, {os.cpu_count()} cores"
     slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +186,8 @@ def write_markdown(r: dict, path: Path):
         if "code" in x: lines.append(f"| python_coder pass@1 | {x['code']['n']} | {x['code']['pass_at_1']['base']:.3f} | {x['code']['pass_at_1']['python_coder']:.3f} |")
         if "turkish" in x:
             t = x["turkish"]
-            lines.append(f"| Turkish prompts answered in Turkish, not degenerate | {t['n']} | {t['turkish_answer_rate']['base']:.3f} | {t['turkish_answer_rate']['assistant']:.3f} |")
+            lines.append(f"| Turkish prompts answered in Turkish, not degenerate, not an echo | {t['n']} | {t['turkish_answer_rate']['base']:.3f} | {t['turkish_answer_rate']['assistant']:.3f} |")
+            if "echo" in t: lines.append(f"| of them, answers that only repeat the prompt (echo) | {t['n']} | {t['echo']['base']:.3f} | {t['echo']['assistant']:.3f} |")
         if "facts" in x:
             f = x["facts"]
             lines += [f"| facts told in one session, answered with the fact in the next | {f['n']} | - | {f['fact_answer_rate']:.3f} |", "",

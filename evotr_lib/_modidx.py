@@ -239,6 +239,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'evotr_lib.evals.fact_answer_rate': ('evals.html#fact_answer_rate', 'evotr_lib/evals.py'),
                                  'evotr_lib.evals.fact_in_answer': ('evals.html#fact_in_answer', 'evotr_lib/evals.py'),
                                  'evotr_lib.evals.is_degenerate': ('evals.html#is_degenerate', 'evotr_lib/evals.py'),
+                                 'evotr_lib.evals.is_echo': ('evals.html#is_echo', 'evotr_lib/evals.py'),
                                  'evotr_lib.evals.is_turkish': ('evals.html#is_turkish', 'evotr_lib/evals.py'),
                                  'evotr_lib.evals.language_evidence': ('evals.html#language_evidence', 'evotr_lib/evals.py'),
                                  'evotr_lib.evals.load_facts': ('evals.html#load_facts', 'evotr_lib/evals.py'),

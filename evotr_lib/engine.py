@@ -9,7 +9,7 @@ __all__ = ['Messages', 'CHATML_TEMPLATE', 'MLX_FILES', 'LLAMA_LOG', 'ENGINES', '
            'GGUFAdapterManager', 'common_prefix', 'LlamaCppEngine', 'load_engine']
 
 # %% ../nbs/13_engine.ipynb #190e0fb5
-import abc, collections, functools, json, logging, random, time, warnings
+import abc, collections, functools, json, logging, random, time, warnings, weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -385,6 +385,7 @@ class LlamaCppEngine(Engine):
         threads = threads or cpu_threads()
         try: self.llm = Llama(str(self.path), n_ctx=context_length, n_threads=threads, n_threads_batch=threads, verbose=False)
         except ValueError as e: raise ValueError(f"llama.cpp could not load {self.path}: {e} ({llama_errors()})") from e
+        self._close = weakref.finalize(self, self.llm.close)   # freed before the interpreter tears modules down (llama-cpp's __del__ then fails noisily)
         self.experts = GGUFAdapterManager(self.llm, "sha256:" + sha256_file(self.path), registry, fallback, max_loaded)
         self.context_length, self.chat_template = context_length, chat_template
         self.bos = self.llm.token_bos()
@@ -407,7 +408,7 @@ class LlamaCppEngine(Engine):
             for _, token in zip(range(max_tokens), tokens): yield token
         finally: tokens.close()
 
-    def close(self): self.llm.close()
+    def close(self): self._close()
 
 # %% ../nbs/13_engine.ipynb #4f6f8a25
 ENGINES = {"llamacpp": LlamaCppEngine, "mmrec": MMRecEngine, "transformers": TransformersEngine, "mlx": MLXEngine}

@@ -7,7 +7,7 @@ __all__ = ['EVALS_DIR', 'SPLITS', 'FENCE', 'CODE_START', 'PYTHON_TAGS', 'MEMORY_
            'WEAK_TR', 'TURKISH_ALPHABET', 'TR_ENDING', 'TR_APOSTROPHE', 'EN_INFLECTION', 'TR_CHAT_WORDS', 'INLINE_CODE',
            'SENTENCE_SPLIT', 'CLEAN_TOKEN', 'VOWELS', 'EDGE_PUNCT', 'read_jsonl', 'extract_code', 'TestResult',
            'run_tests', 'load_python_tasks', 'pass_at_1', 'language_evidence', 'is_turkish', 'degeneracy',
-           'is_degenerate', 'load_turkish_prompts', 'load_facts', 'turkish_answer_rate', 'normalize_answer',
+           'is_degenerate', 'load_turkish_prompts', 'load_facts', 'is_echo', 'turkish_answer_rate', 'normalize_answer',
            'fact_in_answer', 'fact_answer_rate']
 
 # %% ../nbs/13c_evals.ipynb #542b29cf
@@ -244,16 +244,22 @@ def load_facts(split: str = "dev") -> list[dict]:
     return _load("facts", split, ("id", "lang", "fact", "question", "answer"))
 
 # %% ../nbs/13c_evals.ipynb #b6c189dc
+def is_echo(prompt: str, answer: str, share: float = 0.8) -> bool:
+    "An answer most of whose words (at least `share`) are the prompt's own: the question repeated instead of answered."
+    words = lambda t: re.findall(r"\w+", fold_diacritics(turkish_lower(t)))
+    said, seen = words(answer), set(words(prompt))
+    return bool(said) and sum(w in seen for w in said) >= share * len(said)
+
 def turkish_answer_rate(answer_fn: Callable[[str], str], prompts: list[dict]) -> dict:
-    "Share of `answer_fn(prompt)` answers that are Turkish and not degenerate; also the two shares apart and per-item results."
+    "Share of `answer_fn(prompt)` answers that are Turkish, not degenerate and not an echo; also the shares apart and per-item results."
     results = []
     for p in prompts:
         answer = answer_fn(p["prompt"])
-        tr, bad = is_turkish(answer), is_degenerate(answer)
-        results.append({"id": p["id"], "turkish": tr, "degenerate": bad, "ok": tr and not bad, "answer": answer})
+        tr, bad, echo = is_turkish(answer), is_degenerate(answer), is_echo(p["prompt"], answer)
+        results.append({"id": p["id"], "turkish": tr, "degenerate": bad, "echo": echo, "ok": tr and not bad and not echo, "answer": answer})
     n = len(results)
     rate = lambda key: sum(r[key] for r in results) / n if n else 0.0
-    return {"turkish_answer_rate": rate("ok"), "turkish": rate("turkish"), "degenerate": rate("degenerate"), "n": n, "results": results}
+    return {"turkish_answer_rate": rate("ok"), "turkish": rate("turkish"), "degenerate": rate("degenerate"), "echo": rate("echo"), "n": n, "results": results}
 
 # %% ../nbs/13c_evals.ipynb #4baf1aef
 def normalize_answer(text: str) -> str:
