@@ -274,8 +274,6 @@ def default(cls, home=None, engine=None, config: AssistantConfig | dict | None =
         if bot.engine is None:
             try: bot.engine = default_engine(config)
             except BaseException as e: bot.loading_error = e; return     # raised by `wait_ready`: without an engine there is no assistant
-        import transformers
-        transformers.utils.logging.disable_progress_bar()                 # no "Loading weights" bars for MiniLM at every start
         from evotr_lib.router import Router
         bot.router = build_part("router", Router.load, unavailable)
         if not memory: unavailable["memory"] = "turned off (--no-memory)"; return
