@@ -216,6 +216,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'evotr_lib.engine._check_messages': ('engine.html#_check_messages', 'evotr_lib/engine.py'),
                                   'evotr_lib.engine._check_stop': ('engine.html#_check_stop', 'evotr_lib/engine.py'),
                                   'evotr_lib.engine._eos_ids': ('engine.html#_eos_ids', 'evotr_lib/engine.py'),
+                                  'evotr_lib.engine._release_llama': ('engine.html#_release_llama', 'evotr_lib/engine.py'),
                                   'evotr_lib.engine.common_prefix': ('engine.html#common_prefix', 'evotr_lib/engine.py'),
                                   'evotr_lib.engine.llama_errors': ('engine.html#llama_errors', 'evotr_lib/engine.py'),
                                   'evotr_lib.engine.load_engine': ('engine.html#load_engine', 'evotr_lib/engine.py'),

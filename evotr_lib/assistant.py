@@ -285,7 +285,7 @@ def default(cls, home=None, engine=None, config: AssistantConfig | dict | None =
 
 Assistant.default = classmethod(default)
 
-# %% ../nbs/14_assistant.ipynb #052705e7
+# %% ../nbs/14_assistant.ipynb #9fbadbf6
 import sys
 
 def describe(reply: Reply, width: int = 100) -> list[str]:

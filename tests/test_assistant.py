@@ -62,12 +62,15 @@ def test_scripted_conversation_teaches_and_recalls_a_fact(tmp_path):
 def test_pasted_text_arrives_whole_and_a_correction_says_what_it_corrects(tmp_path):
     chat = start_chat(tmp_path)
     chat.expect_exact(PROMPT)
-    pasted = ("Bu uzun bir metin. " * 1100)[:20_000]                 # a terminal line is cut at 4,096 bytes without readline
-    chat.sendline('"""'); chat.sendline(pasted); chat.sendline("ikinci satır"); chat.sendline('"""')
+    lines = [(f"Bu uzun bir metnin {i}. satırı. " * 10)[:100] for i in range(200)]   # 20,000 characters pasted as lines
+    pasted = "\n".join(lines)
+    chat.sendline('"""')
+    for line in lines: chat.sendline(line)
+    chat.sendline("ikinci satır"); chat.sendline('"""')
     chat.expect(r"the message is [\d,]+ tokens long")
     chat.expect_exact(PROMPT)
     chat.sendline("/correct Kısa bir özet istiyordum.")
-    chat.expect(r"correction saved \(#1\) for the answer to 'Bu uzun bir metin\.")
+    chat.expect(r"correction saved \(#1\) for the answer to 'Bu uzun bir metnin 0\. satırı\.")
     chat.expect_exact(PROMPT)
     chat.sendline("/quit"); chat.expect(pexpect.EOF); chat.close()
     (turn,) = ConversationLog(tmp_path / "logs").read()
