@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['GEMMA_MODEL', 'GEMMA_LICENCE', 'GGUF_PACKAGE', 'GEMMA_CHAT_TEMPLATE', 'GEMMA_TURN_TOKENS', 'MEMORY_HEADER',
-           'GGUF_ADAPTER_FILE', 'models_dir', 'gemma_licence_file', 'sha256_file', 'gemma_gguf', 'render_chat',
-           'with_memories', 'gemma_hf', 'peft_to_gguf_lora']
+           'GEMMA_END_IDS', 'GGUF_ADAPTER_FILE', 'models_dir', 'gemma_licence_file', 'sha256_file', 'gemma_gguf',
+           'render_chat', 'with_memories', 'gemma_hf', 'peft_to_gguf_lora']
 
 # %% ../nbs/08a_base_model.ipynb #7b6a0cfe
 import hashlib, json, os, shutil, time
@@ -91,7 +91,8 @@ def with_memories(question: str, memories: list[str]) -> str:
 def gemma_hf(folder: str | Path | None = None, gguf: str | Path | None = None, verbose: bool = True) -> Path:
     "A transformers folder of Gemma 3 270M (bf16 safetensors, tokenizer with `GEMMA_CHAT_TEMPLATE`), made from the GGUF on first use."
     folder = Path(folder) if folder is not None else models_dir("gemma-3-270m", "hf")
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (folder / "tokenizer_config.json").is_file(): return folder
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (folder / "tokenizer_config.json").is_file():
+        return _end_turns(folder)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
     set_offline()
@@ -107,6 +108,16 @@ def gemma_hf(folder: str | Path | None = None, gguf: str | Path | None = None, v
     model.save_pretrained(tmp); tok.save_pretrained(tmp)
     shutil.rmtree(folder, ignore_errors=True); os.replace(tmp, folder)
     if verbose: print(f"evotr: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return _end_turns(folder)
+
+GEMMA_END_IDS = [1, 106]          # <eos> and <end_of_turn>: a chat answer ends at the end of its turn
+
+def _end_turns(folder: Path) -> Path:
+    "Make the folder's model configs end generation at `<end_of_turn>` as well as `<eos>` (copies made before this rule are fixed in place)."
+    for name in ("config.json", "generation_config.json"):
+        path = folder / name
+        cfg = json.loads(path.read_text()) if path.is_file() else {}
+        if cfg.get("eos_token_id") != GEMMA_END_IDS: atomic_write_text(path, json.dumps({**cfg, "eos_token_id": GEMMA_END_IDS}, indent=2) + "\n")
     return folder
 
 # %% ../nbs/08a_base_model.ipynb #9cc3e546
