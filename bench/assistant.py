@@ -109,9 +109,13 @@ def held_out_losses(n: int) -> dict:
 
 
 def code_part(engine, split, k, work):
+    from evotr_lib.expert_data import all_tasks
     tasks = load_python_tasks(split)[:k]
     code = {name: pass_at_1(chat_fn(engine, expert, 384), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}
+    trained = {t[0] for t in all_tasks()}                                        # the function names of the expert's training tasks
+    unseen = [r["passed"] for t, r in zip(tasks, code["python_coder"]["results"]) if t["entry_point"] not in trained]
     return {"n": len(tasks), "pass_at_1": {n: r["pass_at_1"] for n, r in code.items()},
+            "unseen_names": {"n": len(unseen), "pass_at_1": sum(unseen) / len(unseen) if unseen else None},
             "failures": [{k: r[k] for k in ("id", "error")} for r in code["python_coder"]["results"] if not r["passed"]]}
 
 def turkish_part(engine, split, k, work):
@@ -183,7 +187,10 @@ def write_markdown(r: dict, path: Path):
             lines.append(f"| {label} | {s[kind]['prompt_tokens']} | {s[kind]['cached_prompt_tokens']} | {s[kind]['first_token_s']:.3f} | {s[kind]['decode_tokens_per_s']:.1f} |")
     for split, x in r.get("splits", {}).items():
         lines += ["", f"## {split} split", "", "| measure | items | bare base model | the assistant (router, experts, memory) |", "|---|---|---|---|"]
-        if "code" in x: lines.append(f"| python_coder pass@1 | {x['code']['n']} | {x['code']['pass_at_1']['base']:.3f} | {x['code']['pass_at_1']['python_coder']:.3f} |")
+        if "code" in x:
+            lines.append(f"| python_coder pass@1 | {x['code']['n']} | {x['code']['pass_at_1']['base']:.3f} | {x['code']['pass_at_1']['python_coder']:.3f} |")
+            if (u := x["code"].get("unseen_names")) and u["n"]:
+                lines.append(f"| of them, tasks whose function name no training task has | {u['n']} | | {u['pass_at_1']:.3f} |")
         if "turkish" in x:
             t = x["turkish"]
             lines.append(f"| Turkish prompts answered in Turkish, not degenerate, not an echo | {t['n']} | {t['turkish_answer_rate']['base']:.3f} | {t['turkish_answer_rate']['assistant']:.3f} |")

@@ -10,11 +10,12 @@ __all__ = ['detect_lang', 'normalize_prose', 'python_files', 'stdlib_dir', 'EXPE
            'choose', 'fence', 'free_names', 'module_imports', 'doc_summary', 'third_person', 'summary_predicate',
            'stdlib_functions', 'dedupe_functions', 'stdlib_examples', 'python_doc_package', 'find_debian_package',
            'fetch_debian_package', 'rst_labels', 'rst_inline', 'rst_to_markdown', 'rst_sections', 'trim_blocks',
-           'faq_examples', 'doc_section_examples', 'split_params', 'untyped', 'task_code', 'run_task', 'task_examples',
-           'help_blocks', 'tr_lower', 'tr_upper_first', 'tr_lower_first', 'sentence_case', 'topic_form', 'turkish_only',
-           'procedures', 'help_tips', 'help_examples', 'tr_suffix', 'value_fields', 'held_out_texts', 'memory_examples',
-           'smalltalk_examples', 'dedupe_examples', 'build_kind', 'example_digest', 'assign_example_split',
-           'write_expert_data', 'load_expert_data', 'load_expert_manifest', 'source_versions', 'rebuild_expert_data']
+           'faq_examples', 'doc_section_examples', 'split_params', 'untyped', 'task_code', 'run_task', 'written_dir',
+           'written_tasks', 'all_tasks', 'task_examples', 'help_blocks', 'tr_lower', 'tr_upper_first', 'tr_lower_first',
+           'sentence_case', 'topic_form', 'turkish_only', 'procedures', 'help_tips', 'help_examples', 'tr_suffix',
+           'value_fields', 'held_out_texts', 'memory_examples', 'smalltalk_examples', 'qa_examples', 'dedupe_examples',
+           'build_kind', 'example_digest', 'assign_example_split', 'write_expert_data', 'load_expert_data',
+           'load_expert_manifest', 'source_versions', 'rebuild_expert_data']
 
 # %% ../nbs/13b_expert_data.ipynb #2a6f919f
 import ast, builtins, copy, hashlib, json, os, random, re, shutil, subprocess, sys, sysconfig, textwrap
@@ -953,6 +954,23 @@ def run_task(task: tuple, typed: bool = True) -> list[tuple]:
         if got != expected or (type(got) is not type(expected) and not isinstance(expected, float)): bad.append((args, expected, got))
     return bad
 
+# %% ../nbs/13b_expert_data.ipynb #4369b916
+def written_dir() -> Path:
+    "Data written for this project by hand: `data/experts/written/` of the checkout."
+    return expert_data_dir() / "written"
+
+def written_tasks(path: Path | None = None) -> list[tuple]:
+    "The tasks of `python_tasks.jsonl` as `TASKS` tuples (a test's JSON list of arguments becomes a tuple)."
+    rows = [json.loads(l) for l in Path(path or written_dir() / "python_tasks.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [(r["name"], r["params"], r["ret"], r["en"], r["tr"], r["body"], [(tuple(args), expected) for args, expected in r["tests"]]) for r in rows]
+
+def all_tasks() -> list[tuple]:
+    "`TASKS` and the written tasks, every name once."
+    tasks = TASKS + written_tasks()
+    if dup := sorted(n for n, k in Counter(t[0] for t in tasks).items() if k > 1): raise ValueError(f"task names used twice: {dup}")
+    return tasks
+
+
 # %% ../nbs/13b_expert_data.ipynb #8d2e542f
 _TASK_EN = ["Write a Python function `{sig}` that {pred}.", "I need `{sig}`: it should {base}.", "How do I write a function `{sig}` in Python that {pred}?",
             "Implement `{sig}`, which {pred}. Keep it short.", "Can you give me a Python function that {pred}? Call it `{name}`.",
@@ -968,7 +986,7 @@ def _call(name: str, args: tuple) -> str: return f"{name}({', '.join(map(repr, a
 def task_examples(tasks: list[tuple] = None, cfg: ExpertDataConfig = ExpertDataConfig()) -> list[dict]:
     "Five chat examples per task (3 English, 2 Turkish requests, all worded differently), the answers checked by `run_task`."
     out = []
-    for task in TASKS if tasks is None else tasks:
+    for task in all_tasks() if tasks is None else tasks:
         if run_task(task) or run_task(task, typed=False): raise ValueError(f"task {task[0]} fails its tests")
         name, params, ret, en, tr, body, tests = task
         first, _, rest = en.partition(" ")
@@ -1540,15 +1558,15 @@ def _languages(rng: random.Random) -> tuple[str, str]:
     if r < 0.95: return "en", "tr"
     return "mixed", rng.choice(["tr", "en"])
 
-def held_out_texts(root: Path | None = None) -> set[str]:
-    "Texts of the project's held-out memory sets (`data/memories/**`: memories and queries), which no training example may repeat."
-    root = Path(root or REPO_DIR / "data" / "memories")
+def held_out_texts(roots: list[Path] | None = None) -> set[str]:
+    "Texts of the project's held-out sets, which no training example may repeat: the memory sets (`data/memories/**`: memories and queries) and the evaluation sets (`data/evals/**`: prompts, facts and questions)."
     out = set()
-    for p in sorted(root.rglob("*.jsonl")) if root.exists() else []:
-        for line in p.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out.update(" ".join(str(row[k]).split()) for k in ("text", "query") if k in row)
+    for root in roots or [REPO_DIR / "data" / "memories", REPO_DIR / "data" / "evals"]:
+        for p in sorted(Path(root).rglob("*.jsonl")) if Path(root).exists() else []:
+            for line in p.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    out.update(" ".join(str(row[k]).split()) for k in ("text", "query", "prompt", "fact", "question") if k in row)
     return out
 
 def memory_examples(cfg: ExpertDataConfig = ExpertDataConfig(), facts: list[dict] | None = None, exclude: set[str] = frozenset()) -> list[dict]:
@@ -1678,15 +1696,28 @@ def smalltalk_examples(entries: list[tuple] = None, exclude: set[str] = frozense
             if u not in exclude: out.append(chat_example(u, answers[i % len(answers)], f"smalltalk:{name}"))
     return out
 
+# %% ../nbs/13b_expert_data.ipynb #8d0f6abb
+def qa_examples(paths: list[Path] | None = None, exclude: set[str] = frozenset()) -> list[dict]:
+    "One example per written question (`qa_*.jsonl`), source `qa:<lang>:<topic>`; questions in `exclude` are left out."
+    out = []
+    for path in paths or sorted(written_dir().glob("qa_*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip(): continue
+            row = json.loads(line)
+            if " ".join(row["user"].split()) not in exclude: out.append(chat_example(row["user"], row["answer"], f"qa:{row['lang']}:{row['topic']}"))
+    return out
+
+
 # %% ../nbs/13b_expert_data.ipynb #3c573f5f
 KINDS = {
     "stdlib": ("python_coder", "CPython standard library (the running Python)", "PSF-2.0", None),
     "python-faq": ("python_coder", "Debian python3-doc / python3.11-doc: Python FAQ (reST sources)", "PSF-2.0", "python-docs"),
     "python-docs": ("python_coder", "Debian python3-doc / python3.11-doc: tutorial and HOWTOs (reST sources)", "PSF-2.0", "python-docs"),
-    "python-tasks": ("python_coder", "written for this project (nbs/13b_expert_data.ipynb)", "Apache-2.0 (project)", None),
+    "python-tasks": ("python_coder", "written for this project (nbs/13b_expert_data.ipynb, data/experts/written/python_tasks.jsonl)", "Apache-2.0 (project)", None),
     "lo-help-tr": ("tr_chat", "Debian libreoffice-help-tr: Turkish LibreOffice help pages (HTML)", "MPL-2.0", "lo-help-tr"),
     "memory": ("tr_chat", "written for this project (nbs/13b_expert_data.ipynb)", "Apache-2.0 (project)", None),
     "smalltalk": ("tr_chat", "written for this project (nbs/13b_expert_data.ipynb)", "Apache-2.0 (project)", None),
+    "qa": ("tr_chat", "written for this project (data/experts/written/qa_*.jsonl)", "Apache-2.0 (project)", None),
 }
 
 def dedupe_examples(examples: list[dict]) -> list[dict]:
@@ -1711,7 +1742,8 @@ def build_kind(kind: str, cfg: ExpertDataConfig = ExpertDataConfig(), found: dic
     elif kind == "python-tasks": ex = task_examples(cfg=cfg)
     elif kind == "lo-help-tr": ex = help_examples(root, cfg)
     elif kind == "memory": ex = memory_examples(cfg, exclude=held_out_texts())
-    else: ex = smalltalk_examples(exclude=held_out_texts())
+    elif kind == "smalltalk": ex = smalltalk_examples(exclude=held_out_texts())
+    else: ex = qa_examples(exclude=held_out_texts())
     return [check_example(e) for e in dedupe_examples(ex) if example_chars(e) <= cfg.max_chars]
 
 # %% ../nbs/13b_expert_data.ipynb #2f212e11
