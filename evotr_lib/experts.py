@@ -35,7 +35,7 @@ class GemmaExpertConfig(Config):
     warmup_ratio: float = 0.05           # a share of max_steps
     seed: int = 0
     dtype: str = "float32"               # the base's weights while training; bfloat16 is 2-3x slower on a CPU without bf16 units (AVX2)
-    softmax: Literal["full", "answers"] = "answers"   # the loss's softmax: over the whole vocabulary, or over the tokens of the training answers
+    softmax: Literal["full", "answers"] = "full"     # the loss's softmax: over the whole vocabulary, or over the tokens of the training answers (an experiment: see below)
     mixture: dict[str, float] | None = None   # source kind (13b) -> copies of its examples per epoch (0.5: a stable half); None: each once
 
     def __post_init__(self):
@@ -154,7 +154,8 @@ def train_gemma_expert(train: list[dict], validation: list[dict], out_dir: str |
         args = SFTConfig(output_dir=scratch, max_length=c.max_length, per_device_train_batch_size=c.batch_size, gradient_accumulation_steps=c.grad_accum,
                          max_steps=c.max_steps, learning_rate=c.lr, lr_scheduler_type="cosine", warmup_steps=c.warmup_ratio, weight_decay=0.0,
                          logging_steps=10, save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True, seed=c.seed, data_seed=c.seed,
-                         disable_tqdm=True, dataloader_num_workers=0, completion_only_loss=True, dataset_num_proc=None)
+                         disable_tqdm=True, dataloader_num_workers=0, completion_only_loss=True, dataset_num_proc=None,
+                         bf16=c.dtype == "bfloat16")   # TRL autocasts to bf16 by default: slow on an AVX2 CPU, and lossy for a float32 base
         data = Dataset.from_list([prompt_completion(e) for e in train]).shuffle(seed=c.seed)
         if c.softmax == "answers":
             vocab = answer_vocabulary(tok, train, c.max_length)
