@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from .base_model import GGUF_ADAPTER_FILE, gemma_gguf, gemma_hf, peft_to_gguf_lora, sha256_file
-from .config import REPO_DIR, Config, cpu_threads, set_offline
+from .config import REPO_DIR, Config, cpu_threads, resolve_dtype, set_offline
 from .router import AdapterRegistry, load_registry
 
 # %% ../nbs/13d_experts.ipynb #f72f0d52
@@ -142,7 +142,8 @@ def train_gemma_expert(train: list[dict], validation: list[dict], out_dir: str |
     set_offline(); torch.set_num_threads(cpu_threads())
     base = Path(base) if base is not None else gemma_hf()
     tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, c.dtype))
+    dtype = resolve_dtype(c.dtype)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     fingerprint = model_fingerprint(model)
     records = []
     class Record(TrainerCallback):
@@ -155,7 +156,7 @@ def train_gemma_expert(train: list[dict], validation: list[dict], out_dir: str |
                          max_steps=c.max_steps, learning_rate=c.lr, lr_scheduler_type="cosine", warmup_steps=c.warmup_ratio, weight_decay=0.0,
                          logging_steps=10, save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True, seed=c.seed, data_seed=c.seed,
                          disable_tqdm=True, dataloader_num_workers=0, completion_only_loss=True, dataset_num_proc=None,
-                         bf16=c.dtype == "bfloat16")   # TRL autocasts to bf16 by default: slow on an AVX2 CPU, and lossy for a float32 base
+                         bf16=dtype == torch.bfloat16)   # TRL autocasts to bf16 by default: slow on an AVX2 CPU, and lossy for a float32 base
         data = Dataset.from_list([prompt_completion(e) for e in train]).shuffle(seed=c.seed)
         if c.softmax == "answers":
             vocab = answer_vocabulary(tok, train, c.max_length)
