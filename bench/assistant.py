@@ -9,7 +9,7 @@ engine (llama.cpp, Gemma 3 270M), and what the experts change, on evaluation set
 - speed: first-token latency and decode speed of a chat turn (two earlier turns, three memories, the message), the first turn
   of a conversation (empty prompt cache) and the next one (its prefix cached), median of repeats, `cpu_threads()` threads;
 - python_coder: pass@1 on small Python function tasks (the code runs in a sandboxed subprocess), the bare base model against
-  the expert, greedy;
+  the expert, greedy with the assistant's repeat penalty for code (none);
 - Turkish: the share of Turkish prompts answered in Turkish without degenerate repetition, through the whole assistant (router,
   experts), against the bare base model;
 - memory: facts told in one session and asked about in a later one (Turkish, English, mixed), the share of answers that
@@ -21,6 +21,7 @@ Results: bench/results/assistant_<machine>.md and bench/results/assistant.json.
 import argparse, datetime, json, os, platform, re, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 
+from evotr_lib.assistant import AssistantConfig
 from evotr_lib.config import cpu_threads
 from evotr_lib.evals import fact_answer_rate, load_facts, load_python_tasks, load_turkish_prompts, pass_at_1, turkish_answer_rate
 
@@ -57,23 +58,24 @@ def speed(engine, repeats: int, new_tokens: int) -> dict:
     return out
 
 
-def chat_fn(engine, expert, max_tokens):
-    return lambda prompt: engine.generate([{"role": "user", "content": prompt}], max_tokens=max_tokens, expert=expert, temperature=0.0)
+def chat_fn(engine, expert, max_tokens, penalty):
+    return lambda prompt: engine.generate([{"role": "user", "content": prompt}], max_tokens=max_tokens, expert=expert, temperature=0.0,
+                                          repeat_penalty=penalty)
 
 
-def assistant_for(engine, home: Path, memory: bool, max_tokens: int, forced: str | None = None):
+def assistant_for(engine, home: Path, memory: bool, max_tokens: int, penalty: float, forced: str | None = None):
     from evotr_lib.assistant import Assistant
-    bot = Assistant.default(home=home, engine=engine, memory=memory, config={"temperature": 0.0, "seed": 0, "max_tokens": max_tokens})
+    bot = Assistant.default(home=home, engine=engine, memory=memory, config={"temperature": 0.0, "seed": 0, "max_tokens": max_tokens, "repeat_penalty": penalty})
     if forced: bot.command(f"/switch {forced}")
     return bot
 
 
-def fact_rate(engine, items: list[dict], home: Path, forced: str | None = None) -> dict:
+def fact_rate(engine, items: list[dict], home: Path, penalty: float, forced: str | None = None) -> dict:
     "Tell every fact in one session, then ask about each in a new session (a new process would see the same stores)."
-    teller = assistant_for(engine, home, True, 48, forced)                       # what it answers to a statement is not scored
+    teller = assistant_for(engine, home, True, 48, penalty, forced)                       # what it answers to a statement is not scored
     told = sum(bool(teller.ask(item["fact"]).remembered) for item in items)
     teller.memory.close()
-    asker = assistant_for(engine, home, True, 128, forced)
+    asker = assistant_for(engine, home, True, 128, penalty, forced)
     def answer(fact, question):
         asker.memory.short_term.clear()                                          # each question on its own, like a new session
         return asker.ask(question).text
@@ -108,26 +110,27 @@ def held_out_losses(n: int) -> dict:
     return out
 
 
-def code_part(engine, split, k, work):
+def code_part(engine, split, k, work, penalty):
     from evotr_lib.expert_data import all_tasks
     tasks = load_python_tasks(split)[:k]
-    code = {name: pass_at_1(chat_fn(engine, expert, 384), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}
+    penalty = AssistantConfig(repeat_penalty=penalty).repeat_penalty_for("python_coder")     # as the assistant answers code; the base alike
+    code = {name: pass_at_1(chat_fn(engine, expert, 384, penalty), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}
     trained = {t[0] for t in all_tasks()}                                        # the function names of the expert's training tasks
     unseen = [r["passed"] for t, r in zip(tasks, code["python_coder"]["results"]) if t["entry_point"] not in trained]
     return {"n": len(tasks), "pass_at_1": {n: r["pass_at_1"] for n, r in code.items()},
             "unseen_names": {"n": len(unseen), "pass_at_1": sum(unseen) / len(unseen) if unseen else None},
             "failures": [{k: r[k] for k in ("id", "error")} for r in code["python_coder"]["results"] if not r["passed"]]}
 
-def turkish_part(engine, split, k, work):
+def turkish_part(engine, split, k, work, penalty):
     prompts = load_turkish_prompts(split)[:k]
-    chat_bot = assistant_for(engine, work / f"tr-{split}", False, 160)                 # router and experts; no memory, so each prompt stands alone
-    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts), "base": turkish_answer_rate(chat_fn(engine, "base", 160), prompts)}
+    chat_bot = assistant_for(engine, work / f"tr-{split}", False, 160, penalty)                 # router and experts; no memory, so each prompt stands alone
+    tr = {"assistant": turkish_answer_rate(lambda p: chat_bot.ask(p).text, prompts), "base": turkish_answer_rate(chat_fn(engine, "base", 160, penalty), prompts)}
     return {"n": len(prompts), "turkish_answer_rate": {n: r["turkish_answer_rate"] for n, r in tr.items()}, "echo": {n: r["echo"] for n, r in tr.items()},
             "misses": [r for r in tr["assistant"]["results"] if not r["ok"]][:8]}
 
-def facts_part(engine, split, k, work):
+def facts_part(engine, split, k, work, penalty):
     facts = load_facts(split)[:k]
-    r = fact_rate(engine, facts, work / f"facts-{split}")
+    r = fact_rate(engine, facts, work / f"facts-{split}", penalty)
     return {"n": len(facts), "fact_answer_rate": r["fact_answer_rate"], "by_lang": r["by_lang"], "told_and_remembered": r["told_and_remembered"],
             "misses": [x for x in r["results"] if not x["ok"]][:8]}
 
@@ -139,6 +142,7 @@ def main():
     p.add_argument("--smoke", action="store_true", help="a few items of each set (CI)")
     p.add_argument("--split", choices=["dev", "heldout", "both"], default="both")
     p.add_argument("--parts", nargs="+", choices=["speed", *SPLIT_PARTS, "loss"], default=["speed", *SPLIT_PARTS, "loss"])
+    p.add_argument("--repeat-penalty", type=float, default=AssistantConfig().repeat_penalty, help="the answers' repeat penalty (default: the assistant's)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
     warnings.filterwarnings("ignore")
@@ -155,7 +159,8 @@ def main():
     result = json.loads(json_path.read_text()) if json_path.is_file() and not args.smoke else {}
     if result.get("machine", machine) != machine: result = {}                  # parts from another machine are not mixed in
     t0 = time.perf_counter(); engine = LlamaCppEngine(); load_s = time.perf_counter() - t0
-    result.update({"machine": machine, "date": str(datetime.date.today()), "threads": cpu_threads(), "smoke": args.smoke})
+    result.update({"machine": machine, "date": str(datetime.date.today()), "threads": cpu_threads(), "smoke": args.smoke,
+                   "repeat_penalty": args.repeat_penalty})
     k = 3 if args.smoke else None
     if "speed" in args.parts: result["speed"] = {**speed(engine, 2 if args.smoke else 5, 16 if args.smoke else 128), "engine_load_s": load_s}
     with tempfile.TemporaryDirectory() as d:
@@ -163,7 +168,7 @@ def main():
             for part in SPLIT_PARTS:
                 if part in args.parts:
                     t1 = time.perf_counter()
-                    result.setdefault("splits", {}).setdefault(split, {})[part] = {**SPLIT_PARTS[part](engine, split, k, Path(d)), "minutes": (time.perf_counter() - t1) / 60}
+                    result.setdefault("splits", {}).setdefault(split, {})[part] = {**SPLIT_PARTS[part](engine, split, k, Path(d), args.repeat_penalty), "minutes": (time.perf_counter() - t1) / 60}
     if "loss" in args.parts: result["held_out_loss"] = held_out_losses(4 if args.smoke else 60)
     main = result.get("splits", {}).get("heldout") or next(iter(result.get("splits", {}).values()), {})
     result.update(first_token_s=result.get("speed", {}).get("cached", {}).get("first_token_s"),
@@ -177,7 +182,7 @@ def main():
 
 def write_markdown(r: dict, path: Path):
     lines = [f"# The assistant, {r['machine']}", "",
-             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s), greedy answers."
+             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s), greedy answers with the repeat penalty {r.get('repeat_penalty', 1.0)} (none for code, as in the assistant)."
              + (" SMOKE RUN: not a measurement." if r["smoke"] else ""), ""]
     if "speed" in r:
         s = r["speed"]

@@ -127,7 +127,7 @@ def _cmd_chat(args) -> int:
     backend = "mmrec" if args.base == "mmrec" else args.backend
     if args.base == "mmrec" and args.backend not in (None, "mmrec"): raise SystemExit("evotr chat: --base mmrec runs on its own engine; leave out --backend")
     config = {k: v for k, v in dict(max_tokens=args.max_tokens, seed=args.seed, temperature=args.temperature, backend=backend,
-                                    model_path=args.model).items() if v is not None}
+                                    repeat_penalty=args.repeat_penalty, model_path=args.model).items() if v is not None}
     if backend in (None, "llamacpp") and args.model is None: gemma_gguf()   # the first run prepares the model here, before the prompt
     assistant = Assistant.default(home=args.home, config=config, memory=not args.no_memory, background=True)
     line_editing(data_home() / "chat_history")
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--model", help="another model file or folder for the engine (default: Gemma 3 270M, prepared under the data home)")
     pc.add_argument("--max-tokens", type=int, help="new tokens per answer"); pc.add_argument("--seed", type=int, help="sampling seed")
     pc.add_argument("--temperature", type=float, help="sampling temperature (0: always the most likely token)")
+    pc.add_argument("--repeat-penalty", type=float, help="damp the tokens the answer has just used, against loops (1: off)")
     pc.add_argument("--no-memory", action="store_true", help="run without the long-term memory store")
     pc.set_defaults(func=_cmd_chat)
     pn = sub.add_parser("night", help="the nightly job: report, facts into memory, preference training",

@@ -21,7 +21,7 @@ from .base_model import GEMMA_CHAT_TEMPLATE, GEMMA_TURN_TOKENS, GGUF_ADAPTER_FIL
 from .config import cpu_threads, set_offline
 from .data import ByteTokenizer, bpe_path
 from .lora import AdapterManager, AdapterSpec, ExpertChoice, LoRAManager, fingerprint_arrays
-from .model import sample_next
+from .model import REPEAT_WINDOW, sample_next
 from .router import AdapterRegistry
 from .train import load_lm
 
@@ -71,22 +71,24 @@ class Engine(abc.ABC):
     def chat_text(self, messages: Messages) -> str:
         "The prompt text of a chat, ending where the assistant's answer starts."
     @abc.abstractmethod
-    def _sample(self, ids: list[int], max_tokens: int, temperature: float, top_k: int | None, top_p: float | None, seed: int) -> Iterator[int]:
-        "Sampled continuation of `ids`, one token id at a time, at most `max_tokens`."
+    def _sample(self, ids: list[int], max_tokens: int, temperature: float, top_k: int | None, top_p: float | None, seed: int,
+                repeat_penalty: float) -> Iterator[int]:
+        "Sampled continuation of `ids`, one token id at a time, at most `max_tokens`; `repeat_penalty` damps its latest `REPEAT_WINDOW` tokens (06_model)."
 
     def __repr__(self): return f"{type(self).__name__}(context_length={self.context_length}, experts={self.experts})"
 
     def generate(self, prompt: str | Messages, max_tokens: int = 256, stop: str | list[str] | None = None, expert: str | None = None,
-                 temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> str:
+                 temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, seed: int | None = None, repeat_penalty: float = 1.0) -> str:
         "The text that continues `prompt` (see the top of 13_engine for the arguments)."
-        return "".join(self.stream(prompt, max_tokens, stop, expert, temperature, top_k, top_p, seed))
+        return "".join(self.stream(prompt, max_tokens, stop, expert, temperature, top_k, top_p, seed, repeat_penalty))
 
     def stream(self, prompt: str | Messages, max_tokens: int = 256, stop: str | list[str] | None = None, expert: str | None = None,
-               temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
+               temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None, seed: int | None = None, repeat_penalty: float = 1.0) -> Iterator[str]:
         "Like `generate`, as an iterator of text chunks; the arguments are checked and the expert is loaded before it returns."
         t0 = time.perf_counter()
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0: raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
         if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not repeat_penalty > 0: raise ValueError(f"repeat_penalty must be > 0, got {repeat_penalty}")
         stops = _check_stop(stop)
         if not isinstance(prompt, str): stops += [s for s in self.chat_stops if s not in stops]
         text = prompt if isinstance(prompt, str) else self.chat_text(_check_messages(prompt))
@@ -102,12 +104,12 @@ class Engine(abc.ABC):
         choice = self.experts.activate(expert)
         self.last = GenerationInfo(choice, len(ids), dropped)
         seed = random.getrandbits(63) if seed is None else seed
-        return self._text_chunks(ids, max_tokens, stops, temperature, top_k, top_p, seed, t0)
+        return self._text_chunks(ids, max_tokens, stops, t0, (temperature, top_k, top_p, seed, repeat_penalty))
 
-    def _text_chunks(self, ids, max_tokens, stops, temperature, top_k, top_p, seed, t0) -> Iterator[str]:
+    def _text_chunks(self, ids, max_tokens, stops, t0, sampling) -> Iterator[str]:
         info, hold = self.last, max((len(s) for s in stops), default=1) - 1
         new, sent, text = [], 0, ""
-        for token in self._sample(ids, max_tokens, temperature, top_k, top_p, seed):
+        for token in self._sample(ids, max_tokens, *sampling):
             if info.first_token_s is None: info.first_token_s = time.perf_counter() - t0
             if self.experts.active != info.choice.expert: self.experts.activate(info.choice.expert)   # another call switched experts
             if token in self.eos_ids: info.finish_reason = "eos"; break
@@ -143,10 +145,11 @@ class MMRecEngine(Engine):
         return self.tokenizer.decode(ids, errors="replace") if isinstance(self.tokenizer, ByteTokenizer) else self.tokenizer.decode(ids)
     def chat_text(self, messages): return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
 
-    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed):
+    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed, repeat_penalty):
         device = next(self.model.parameters()).device
         g = torch.Generator(device).manual_seed(seed)
-        for token in self.model.generate(torch.tensor([ids], device=device), max_tokens, temperature, top_k, top_p, stream=True, generator=g):
+        for token in self.model.generate(torch.tensor([ids], device=device), max_tokens, temperature, top_k, top_p, stream=True, generator=g,
+                                         repeat_penalty=repeat_penalty):
             yield int(token[0])
 
 # %% ../nbs/13_engine.ipynb #49126819
@@ -176,13 +179,14 @@ class TransformersEngine(HFTokenizerMixin, Engine):
         self.context_length = self.model.config.max_position_embeddings
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
 
-    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed):
+    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed, repeat_penalty):
         device = self.model.device
         g = torch.Generator(device).manual_seed(seed)
         with torch.inference_mode(): out = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+        new = []
         for _ in range(max_tokens):
-            token = sample_next(out.logits[:, -1], temperature, top_k, top_p, g)
-            yield int(token[0])
+            token = sample_next(out.logits[:, -1], temperature, top_k, top_p, g, repeat_penalty, torch.tensor([new[-REPEAT_WINDOW:]], dtype=torch.long, device=device))
+            new.append(int(token[0])); yield new[-1]
             with torch.inference_mode(): out = self.model(input_ids=token[:, None], cache=out.cache, use_cache=True)
 
 # %% ../nbs/13_engine.ipynb #8ec7ae56
@@ -261,13 +265,15 @@ class MLXEngine(HFTokenizerMixin, Engine):
         self.context_length = config.get("max_position_embeddings", 1 << 20)
         self.eos_ids = _eos_ids(config.get("eos_token_id"), self.tokenizer.eos_token_id)
 
-    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed):
+    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed, repeat_penalty):
         import mlx.core as mx
         from mlx_lm.generate import generate_step
-        from mlx_lm.sample_utils import make_sampler
+        from mlx_lm.sample_utils import make_repetition_penalty, make_sampler
         mx.random.seed(seed % 2**32)
         sampler = make_sampler(temp=temperature, top_p=top_p or 0.0, top_k=top_k or 0)
-        for token, _ in generate_step(mx.array(ids), self.model, max_tokens=max_tokens, sampler=sampler):
+        damp = make_repetition_penalty(repeat_penalty, REPEAT_WINDOW)
+        processors = [lambda tokens, logits: damp(tokens[len(ids):], logits)] if repeat_penalty != 1 else None   # the new tokens only, as the others
+        for token, _ in generate_step(mx.array(ids), self.model, max_tokens=max_tokens, sampler=sampler, logits_processors=processors):
             yield int(token)
 
 # %% ../nbs/13_engine.ipynb #b154b20c
@@ -394,7 +400,7 @@ class LlamaCppEngine(Engine):
         self.path = Path(path) if path is not None else gemma_gguf()
         if not self.path.is_file(): raise FileNotFoundError(f"no GGUF model at {self.path}")
         threads = threads or cpu_threads()
-        try: self.llm = Llama(str(self.path), n_ctx=context_length, n_threads=threads, n_threads_batch=threads, verbose=False)
+        try: self.llm = Llama(str(self.path), n_ctx=context_length, n_threads=threads, n_threads_batch=threads, last_n_tokens_size=REPEAT_WINDOW, verbose=False)
         except ValueError as e: raise ValueError(f"llama.cpp could not load {self.path}: {e} ({llama_errors()})") from e
         self._close = weakref.finalize(self, self.llm.close)   # freed before the interpreter tears modules down (llama-cpp's __del__ then fails noisily)
         LLAMA_ENGINES.add(self)
@@ -412,10 +418,10 @@ class LlamaCppEngine(Engine):
         clean = [{**m, "content": functools.reduce(lambda t, mark: t.replace(mark, ""), GEMMA_TURN_TOKENS, m["content"])} for m in messages]
         return render_chat(clean, self.chat_template)
 
-    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed):
+    def _sample(self, ids, max_tokens, temperature, top_k, top_p, seed, repeat_penalty):
         self.last.cached_prompt_tokens = min(common_prefix(self.llm.input_ids[:self.llm.n_tokens].tolist(), ids), len(ids) - 1)
         self.llm.set_seed(seed % 2**32)
-        tokens = self.llm.generate(ids, temp=temperature, top_k=top_k or 0, top_p=top_p or 1.0, min_p=0.0, repeat_penalty=1.0)
+        tokens = self.llm.generate(ids, temp=temperature, top_k=top_k or 0, top_p=top_p or 1.0, min_p=0.0, repeat_penalty=repeat_penalty)
         try:
             for _, token in zip(range(max_tokens), tokens): yield token
         finally: tokens.close()

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['EVALS_DIR', 'SPLITS', 'FENCE', 'CODE_START', 'PYTHON_TAGS', 'MEMORY_LIMIT', 'OUTPUT_LIMIT', 'RUNNER', 'STRONG_TR',
            'WEAK_TR', 'TURKISH_ALPHABET', 'TR_ENDING', 'TR_APOSTROPHE', 'EN_INFLECTION', 'TR_CHAT_WORDS', 'INLINE_CODE',
-           'SENTENCE_SPLIT', 'CLEAN_TOKEN', 'VOWELS', 'EDGE_PUNCT', 'read_jsonl', 'extract_code', 'TestResult',
-           'run_tests', 'load_python_tasks', 'pass_at_1', 'language_evidence', 'is_turkish', 'degeneracy',
-           'is_degenerate', 'load_turkish_prompts', 'load_facts', 'is_echo', 'turkish_answer_rate', 'normalize_answer',
-           'fact_in_answer', 'fact_answer_rate']
+           'SENTENCE_SPLIT', 'CLEAN_TOKEN', 'VOWELS', 'EDGE_PUNCT', 'TURKISH_SUFFIXES', 'SOFTENED', 'read_jsonl',
+           'extract_code', 'TestResult', 'run_tests', 'load_python_tasks', 'pass_at_1', 'language_evidence',
+           'is_turkish', 'degeneracy', 'is_degenerate', 'load_turkish_prompts', 'load_facts', 'is_echo',
+           'turkish_answer_rate', 'normalize_answer', 'answer_pattern', 'fact_in_answer', 'fact_answer_rate']
 
 # %% ../nbs/13c_evals.ipynb #542b29cf
 import functools, json, os, re, resource, signal, subprocess, sys, tempfile, time, uuid
@@ -266,12 +266,21 @@ def normalize_answer(text: str) -> str:
     "Lower-cased the Turkish way, without diacritics, whitespace collapsed: how answers and expected strings are compared."
     return " ".join(fold_diacritics(turkish_lower(text)).split())
 
+TURKISH_SUFFIXES = r"(?:l[ae]r)?(?:s?[iu]n?)?(?:y?[iu]|n?[iu]n|y?[ae]|n?[ae]|n?[dt][ae]n?|y?l[ae])?(?:y?[dt][iu]|[dt][iu]r|y?m[iu]s)?"   # folded
+SOFTENED = {"k": "g", "p": "b", "t": "d"}        # a final consonant before a vowel-initial suffix: fıstık -> fıstığa
+
+def answer_pattern(expected: str) -> str:
+    "The regex of a normalised expected answer as whole words; a word ending in a letter may carry Turkish suffixes."
+    if not expected[-1].isalpha(): return r"(?<![^\W_])" + re.escape(expected) + r"(?![^\W_])"
+    stem = re.escape(expected)
+    if soft := SOFTENED.get(expected[-1]): stem = re.escape(expected[:-1]) + f"(?:{expected[-1]}|{soft}(?=[aeiou]))"
+    return r"(?<![^\W_])" + stem + TURKISH_SUFFIXES + r"(?![^\W_])"
+
 def fact_in_answer(answer: str, expected: str | list[str]) -> bool:
-    "Does `answer` contain one of the `expected` strings as whole words (case- and diacritics-insensitive)?"
+    "Does `answer` contain one of the `expected` strings as whole words, perhaps with Turkish suffixes (case- and diacritics-insensitive)?"
     text = normalize_answer(answer)
-    for e in [expected] if isinstance(expected, str) else expected:
-        if (e := normalize_answer(e)) and re.search(r"(?<![^\W_])" + re.escape(e) + r"(?![^\W_])", text): return True
-    return False
+    wanted = [normalize_answer(e) for e in ([expected] if isinstance(expected, str) else expected)]
+    return any(e and re.search(answer_pattern(e), text) for e in wanted)
 
 def fact_answer_rate(answer_fn: Callable[[str, str], str], items: list[dict]) -> dict:
     "Share of items whose `answer_fn(fact, question)` contains an acceptable answer; also per language and per item."

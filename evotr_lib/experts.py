@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['GEMMA_LORA_TARGETS', 'GEMMA_BASE', 'GemmaExpertConfig', 'prompt_completion', 'mix_examples', 'chat_ids',
-           'answer_loss', 'answer_vocabulary', 'restricted_loss', 'TrainedExpert', 'train_gemma_expert',
+           'answer_loss', 'answer_vocabulary', 'answer_token_loss', 'TrainedExpert', 'train_gemma_expert',
            'base_model_path', 'gemma_mlx_fingerprint', 'register_gemma_expert', 'train_expert']
 
 # %% ../nbs/13d_experts.ipynb #f193d0db
@@ -103,17 +103,18 @@ def answer_vocabulary(tokenizer, examples: list[dict], max_length: int | None = 
         ids.update(full[n_prompt:])
     return sorted(ids)
 
-def restricted_loss(model, input_ids, labels, vocab, attention_mask=None):
-    "Mean cross-entropy of the next tokens in `labels` (-100: not scored) with the softmax over the token ids `vocab` only."
+def answer_token_loss(model, input_ids, labels, vocab=None, attention_mask=None):
+    "Mean cross-entropy of the next tokens in `labels` (-100: not scored), computed at the scored positions only, with the softmax over the token ids `vocab` (None: the whole vocabulary)."
     import torch, torch.nn.functional as F
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model   # a peft model: its LoRA layers sit inside the base
+    target = labels[:, 1:]                                                               # (B, L-1): the token each position predicts
+    keep = target != -100
+    h = causal.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state[:, :-1][keep]   # (N, d)
+    if vocab is None: return F.cross_entropy((h @ causal.lm_head.weight.T).float(), target[keep])   # (N, V)
     vocab = torch.as_tensor(vocab)
     index = torch.full((causal.lm_head.weight.shape[0],), -1, dtype=torch.long)
     index[vocab] = torch.arange(len(vocab))
-    target = labels[:, 1:]                                                               # (B, L-1): the token each position predicts
-    keep = target != -100
     if (index[target[keep]] < 0).any(): raise ValueError("a scored token is not in `vocab`")
-    h = causal.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state[:, :-1][keep]   # (N, d)
     logits = h @ causal.lm_head.weight[vocab].T                                          # (N, |vocab|)
     return F.cross_entropy(logits.float(), index[target[keep]])
 
@@ -158,14 +159,12 @@ def train_gemma_expert(train: list[dict], validation: list[dict], out_dir: str |
                          disable_tqdm=True, dataloader_num_workers=0, completion_only_loss=True, dataset_num_proc=None,
                          bf16=dtype == torch.bfloat16)   # TRL autocasts to bf16 by default: slow on an AVX2 CPU, and lossy for a float32 base
         data = Dataset.from_list([prompt_completion(e) for e in train]).shuffle(seed=c.seed)
-        if c.softmax == "answers":
-            vocab = answer_vocabulary(tok, train, c.max_length)
-            class Trainer(SFTTrainer):
-                def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                    loss = restricted_loss(model, inputs["input_ids"], inputs["labels"], vocab, inputs.get("attention_mask"))
-                    return (loss, None) if return_outputs else loss
-            log(f"softmax over the {len(vocab):,} tokens of the training answers")
-        else: Trainer = SFTTrainer
+        vocab = answer_vocabulary(tok, train, c.max_length) if c.softmax == "answers" else None
+        if vocab is not None: log(f"softmax over the {len(vocab):,} tokens of the training answers")
+        class Trainer(SFTTrainer):
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):   # the loss at the answer positions only (and no per-token metrics)
+                loss = answer_token_loss(model, inputs["input_ids"], inputs["labels"], vocab, inputs.get("attention_mask"))
+                return (loss, None) if return_outputs else loss
         trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=c.lora_config(), callbacks=[Record()])
         trainer.remove_callback(PrinterCallback)
         trainer.train()

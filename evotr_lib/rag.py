@@ -56,7 +56,7 @@ class MemoryConfig(Config):
     max_chars: int = 4000              # longer memories are refused: split them first
     dedup_threshold: float = 0.8       # stored memories this close (cosine) are checked for being the same text (text_key)
     top_k: int = 3                     # memories in a RAG context (the seed's limit)
-    min_score: float = 0.3             # weaker hits stay out of the RAG context
+    min_score: float = 0.4             # weaker hits stay out of the RAG context: 40 dev facts, their questions kept 37 of 39 right facts, 27 of 83 unrelated prompts drew one (0.3: 38, 55)
     context_tokens: int = 512          # token budget of the RAG context
     auto_save: bool = True             # MemoryManager.add_conversation also stores the turn long-term
 
