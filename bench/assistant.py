@@ -11,7 +11,7 @@ engine (llama.cpp, Gemma 3 270M), and what the experts change, on evaluation set
 - python_coder: pass@1 on small Python function tasks (the code runs in a sandboxed subprocess), the bare base model against
   the expert, greedy with the assistant's repeat penalty for code (none);
 - Turkish: the share of Turkish prompts answered in Turkish without degenerate repetition, through the whole assistant (router,
-  experts), against the bare base model;
+  experts; its answers end at their first repeated sentence), against the bare base model;
 - memory: facts told in one session and asked about in a later one (Turkish, English, mixed), the share of answers that
   contain the fact, through the whole assistant with a fresh embedded memory;
 - held-out loss: answer-token cross-entropy of base and experts on each expert's validation examples (transformers, fp32).
@@ -160,7 +160,7 @@ def main():
     if result.get("machine", machine) != machine: result = {}                  # parts from another machine are not mixed in
     t0 = time.perf_counter(); engine = LlamaCppEngine(); load_s = time.perf_counter() - t0
     result.update({"machine": machine, "date": str(datetime.date.today()), "threads": cpu_threads(), "smoke": args.smoke,
-                   "repeat_penalty": args.repeat_penalty})
+                   "repeat_penalty": args.repeat_penalty, "stop_repeats": AssistantConfig().stop_repeats})
     k = 3 if args.smoke else None
     if "speed" in args.parts: result["speed"] = {**speed(engine, 2 if args.smoke else 5, 16 if args.smoke else 128), "engine_load_s": load_s}
     with tempfile.TemporaryDirectory() as d:
@@ -182,7 +182,8 @@ def main():
 
 def write_markdown(r: dict, path: Path):
     lines = [f"# The assistant, {r['machine']}", "",
-             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s), greedy answers with the repeat penalty {r.get('repeat_penalty', 1.0)} (none for code, as in the assistant)."
+             f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s), greedy answers with the repeat penalty {r.get('repeat_penalty', 1.0)} (none for code, as in the assistant)"
+             + ("; the assistant's answers end at their first repeated sentence." if r.get("stop_repeats") else ".")
              + (" SMOKE RUN: not a measurement." if r["smoke"] else ""), ""]
     if "speed" in r:
         s = r["speed"]

@@ -185,7 +185,8 @@ class TransformersEngine(HFTokenizerMixin, Engine):
         with torch.inference_mode(): out = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True)
         new = []
         for _ in range(max_tokens):
-            token = sample_next(out.logits[:, -1], temperature, top_k, top_p, g, repeat_penalty, torch.tensor([new[-REPEAT_WINDOW:]], dtype=torch.long, device=device))
+            token = sample_next(out.logits[:, -1], temperature, top_k, top_p, g, repeat_penalty,
+                                torch.tensor([new[-REPEAT_WINDOW:]], dtype=torch.long, device=device) if repeat_penalty != 1 else None)
             new.append(int(token[0])); yield new[-1]
             with torch.inference_mode(): out = self.model(input_ids=token[:, None], cache=out.cache, use_cache=True)
 

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FEEDBACK_KINDS', 'FEEDBACK_SCHEMA', 'REMEMBER_CUES', 'FIRST_PERSON_TR', 'FIRST_PERSON_EN', 'QUESTION_WORDS',
-           'FIRST_PERSON_VERB_TR', 'CASE_ENDINGS', 'UNSOFTENED', 'VOWEL_DROPPED', 'NOT_FIRST_PERSON',
+           'FIRST_PERSON_VERB_TR', 'CASE_ENDINGS', 'UNSOFTENED', 'VOWEL_DROPPED', 'NOT_FIRST_PERSON', 'IDIOMS',
            'PREFERENCE_SCHEMA', 'utc_now', 'ConversationLog', 'append', 'read', 'FeedbackDB', 'record', 'rows',
            'counts', 'preference_pairs', 'analyze_day', 'turkish_lemmas', 'first_person_tr', 'is_memorable',
            'memorable_sentences', 'extract_facts', 'plot_day', 'write_report', 'new_preference_pairs',
@@ -182,15 +182,17 @@ import functools, re
 
 REMEMBER_CUES = ("unutma", "hatırla", "aklında tut", "not al", "remember", "keep in mind", "note that", "don't forget")
 FIRST_PERSON_TR = re.compile(r"\b(ben|benim|bana|beni|bende|adım|ismim|yaşım)\b")   # on Turkish-lowercased text
-FIRST_PERSON_EN = re.compile(r"\b(I|I'm|I've|[Mm]y|me|mine)\b")                    # on the text as typed: English "I" is a capital
+FIRST_PERSON_EN = re.compile(r"\b(I|I'm|I've|[Mm]y|me|mine|[Ww]e|[Oo]ur|ours)\b")     # on the text as typed: English "I" is a capital
 QUESTION_WORDS = re.compile(r"^(ne|neden|nasıl|nerede|nereye|kim|hangi|kaç|mi|mı|mu|mü|what|why|how|where|who|which|when|is|are|do|does|can|could)\b")
 
-FIRST_PERSON_VERB_TR = re.compile(r"(?:yorum|[dt][ıiuü][ğk][ıiuü]m|[dt][ıiuü]m|[ae]c[ae][ğk][ıi]m|m[ıiuü]ş[ıiuü]m|[ae]r[ıi]m|[ıiuü]r[ıiuü]m|y[ıiuü]m)$")
+FIRST_PERSON_VERB_TR = re.compile(r"(?:yorum|[dt][ıiuü][ğk][ıiuü]m|[dt][ıiuü]m|[ae]c[ae][ğk][ıi]m|m[ıiuü]ş[ıiuü]m|[ae]r[ıi]m|[ıiuü]r[ıiuü]m|y[ıiuü]m"
+                                  r"|yoruz|[ae]c[ae]ğ[ıi]z|m[ıiuü]ş[ıiuü]z|[dt][ıiuü][ğk][ıiuü]m[ıiuü]z)$")   # and "we": -yoruz, -eceğiz, -dığımız
 CASE_ENDINGS = sorted("ın in un ün ı i u ü a e da de ta te dan den tan ten la le yla yle dır dir dur dür".split(), key=len, reverse=True) + [""]
 UNSOFTENED = {"b": "p", "c": "ç", "d": "t", "ğ": "k", "g": "k"}                    # kitab-ım -> kitap, köpeğ-im -> köpek
 VOWEL_DROPPED = {"oğl": "oğul", "ism": "isim", "ağz": "ağız", "burn": "burun", "karn": "karın", "aln": "alın", "boyn": "boyun",
                  "gönl": "gönül", "şehr": "şehir", "vakt": "vakit", "akl": "akıl", "fikr": "fikir"}   # oğl-um -> oğul
 NOT_FIRST_PERSON = frozenset({"ederim"})                                             # "teşekkür ederim" says nothing about the speaker
+IDIOMS = re.compile(r"\badım adım\b")                                                   # "step by step", not "my name"
 
 @functools.cache
 def turkish_lemmas() -> frozenset:
@@ -203,22 +205,24 @@ def _noun(stem: str) -> bool:
     return stem in lemmas or VOWEL_DROPPED.get(stem) in lemmas or (stem[-1:] in UNSOFTENED and stem[:-1] + UNSOFTENED[stem[-1]] in lemmas)
 
 def first_person_tr(word: str) -> bool:
-    "A Turkish word (lowercased) in the first person singular: a verb ending (-yorum, -dım, -diğim, -acağım, ...) or a noun with the possessive -(ı)m."
+    "A Turkish word (lowercased) in the first person: a verb ending (-yorum, -dım, -diğim, -acağım, -yoruz, ...) or a noun with the possessive -(ı)m or -(ı)mız."
     head, _, tail = word.partition("'")
     if tail and FIRST_PERSON_VERB_TR.search(tail): return True                     # İzmir'deyim
     if len(head) < 4 or head in turkish_lemmas() or head in NOT_FIRST_PERSON: return False
     if FIRST_PERSON_VERB_TR.search(head): return True
-    for case in CASE_ENDINGS:                                                        # kardeş-im-in, kedi-m-e, oğl-um
+    for case in CASE_ENDINGS:                                                        # kardeş-im-in, kedi-m-e, oğl-um, ev-imiz
         base = head[:len(head) - len(case)] if case else head
-        if case and not head.endswith(case) or not base.endswith("m") or len(base) < 3: continue
-        stem = base[:-1]
-        if (stem[-1] in "ıiuü" and _noun(stem[:-1])) or (stem[-1] in "aeıioöuü" and _noun(stem)): return True
+        if case and not head.endswith(case): continue
+        for mine in ("m", "mız", "miz", "muz", "müz"):
+            if not base.endswith(mine) or len(base) < len(mine) + 2: continue
+            stem = base[:-len(mine)]
+            if (stem[-1] in "ıiuü" and _noun(stem[:-1])) or (stem[-1] in "aeıioöuü" and _noun(stem)): return True
     return False
 
 def is_memorable(sentence: str) -> bool:
     "A declarative first-person statement, or one with an explicit remember cue; never a question."
     from evotr_lib.router import turkish_lower
-    s = turkish_lower(sentence.strip())
+    s = IDIOMS.sub(" ", turkish_lower(sentence.strip()))
     words = len(s.split())
     if not 2 <= words <= 60 or s.endswith("?") or QUESTION_WORDS.match(s) or re.search(r"\b(mi|mı|mu|mü)(sin|sın|sun|sün|yim|yım|dir|dır)?\b", s): return False
     return (any(c in s for c in REMEMBER_CUES) or bool(FIRST_PERSON_TR.search(s) or FIRST_PERSON_EN.search(sentence))
@@ -226,7 +230,8 @@ def is_memorable(sentence: str) -> bool:
 
 def memorable_sentences(text: str) -> list[str]:
     "The sentences of a message that are worth keeping as facts about the person (`is_memorable`)."
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if is_memorable(s)]
+    from evotr_lib.router import split_sentences
+    return [s for s in split_sentences(text) if is_memorable(s)]
 
 def extract_facts(turns: list[dict], feedback: list[dict]) -> list[dict]:
     "Memories worth filing: corrections (question -> answer) and memorable user statements, with their provenance."

@@ -142,8 +142,9 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
                 generator: torch.Generator | None = None, repeat_penalty: float = 1.0, recent: Tensor | None = None) -> Tensor:
     "Sample token ids (B,) from logits (B, V) with a repeat penalty on the token ids `recent` (B, n), temperature, top-k and nucleus (top-p) filtering."
     if repeat_penalty != 1 and recent is not None and recent.numel():
-        seen = logits.float().gather(-1, recent)                                  # (B, n)
-        logits = logits.float().scatter(-1, recent, torch.where(seen > 0, seen / repeat_penalty, seen * repeat_penalty))
+        logits = logits.float()
+        seen = logits.gather(-1, recent)                                          # (B, n)
+        logits = logits.scatter(-1, recent, torch.where(seen > 0, seen / repeat_penalty, seen * repeat_penalty))
     if temperature == 0: return logits.argmax(-1)
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.shape[-1]:

@@ -57,6 +57,7 @@ class MemoryConfig(Config):
     dedup_threshold: float = 0.8       # stored memories this close (cosine) are checked for being the same text (text_key)
     top_k: int = 3                     # memories in a RAG context (the seed's limit)
     min_score: float = 0.4             # weaker hits stay out of the RAG context: 40 dev facts, their questions kept 37 of 39 right facts, 27 of 83 unrelated prompts drew one (0.3: 38, 55)
+    score_margin: float = 0.1          # ... and so do hits this far below the best one: fewer distractors for a small model (measured below)
     context_tokens: int = 512          # token budget of the RAG context
     auto_save: bool = True             # MemoryManager.add_conversation also stores the turn long-term
 
@@ -66,6 +67,7 @@ class MemoryConfig(Config):
         if min(self.max_messages, self.max_tokens, self.ngram_dim, self.max_chars, self.top_k, self.context_tokens, self.translations) < 1:
             raise ValueError("max_messages, max_tokens, ngram_dim, max_chars, top_k, context_tokens and translations must be positive")
         if not 0 < self.ngram_weight < 1: raise ValueError(f"ngram_weight must be in (0, 1), got {self.ngram_weight}")
+        if not 0 <= self.score_margin <= 2: raise ValueError(f"score_margin is a cosine difference in [0, 2], got {self.score_margin}")
         for name in ("dedup_threshold", "min_score"):
             if not -1 <= getattr(self, name) <= 1: raise ValueError(f"{name} is a cosine similarity in [-1, 1], got {getattr(self, name)}")
 
@@ -600,11 +602,12 @@ def get_stats(self: MemoryHandler) -> dict:
 @patch
 def relevant_memories(self: MemoryHandler, query: str, top_k: int | None = None, max_tokens: int | None = None,
                       count_tokens: TokenCounter | None = None) -> list[MemoryHit]:
-    "The hits that go into `query`'s context: at most `top_k` (config: 3) above `min_score`, whose lines fit `max_tokens` (config: 512)."
+    "The hits that go into `query`'s context: at most `top_k` (config: 3) above `min_score` and within `score_margin` of the best, whose lines fit `max_tokens` (config: 512)."
     top_k, max_tokens, count = top_k or self.config.top_k, max_tokens or self.config.context_tokens, count_tokens or bpe_token_count
-    hits, used = [], 0
-    for hit in self.search(query, top_k):
-        if hit.score < self.config.min_score: break
+    found, hits, used = self.search(query, top_k), [], 0
+    floor = max(self.config.min_score, found[0].score - self.config.score_margin) if found else 1.0
+    for hit in found:
+        if hit.score < floor: break
         if used + (n := count(f"- {hit.text}")) <= max_tokens: hits.append(hit); used += n
     return hits
 

@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['INTENTS', 'DEFAULT_REGISTRY_PATH', 'REGISTRY_SCHEMA_VERSION', 'REGISTRY_KEYS', 'EXPERT_KEYS', 'BACKENDS',
-           'ADAPTER_KEYS', 'EMBEDDER_KINDS', 'DEFAULT_ROUTER_DIR', 'ROUTER_FORMAT', 'ROUTER_FORMAT_VERSION',
-           'EMPTY_INPUT_INTENT', 'AdapterSpec', 'AdapterRegistry', 'load_registry', 'turkish_lower', 'fold_diacritics',
-           'clip_text', 'Embedder', 'CharNgramEmbedder', 'minilm_model', 'MiniLMEmbedder', 'IntentExample',
-           'load_intents', 'as_examples', 'fit_temperature', 'LinearFit', 'train_linear', 'RouterConfig',
-           'make_embedder', 'embed_all', 'RouterPrediction', 'dataset_fingerprint', 'Router', 'evaluate']
+           'ADAPTER_KEYS', 'ABBREVIATIONS', 'EMBEDDER_KINDS', 'DEFAULT_ROUTER_DIR', 'ROUTER_FORMAT',
+           'ROUTER_FORMAT_VERSION', 'EMPTY_INPUT_INTENT', 'AdapterSpec', 'AdapterRegistry', 'load_registry',
+           'turkish_lower', 'fold_diacritics', 'split_sentences', 'clip_text', 'Embedder', 'CharNgramEmbedder',
+           'minilm_model', 'MiniLMEmbedder', 'IntentExample', 'load_intents', 'as_examples', 'fit_temperature',
+           'LinearFit', 'train_linear', 'RouterConfig', 'make_embedder', 'embed_all', 'RouterPrediction',
+           'dataset_fingerprint', 'Router', 'evaluate']
 
 # %% ../nbs/07_router.ipynb #95fdc143
-import abc, functools, hashlib, importlib.metadata, json, math, os, unicodedata
+import abc, functools, hashlib, importlib.metadata, json, math, os, re, unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,20 @@ def fold_diacritics(text: str) -> str:
     "Text as typed without Turkish letters: drop combining marks (ç->c, ğ->g, ö->o, ş->s, ü->u, â->a, İ->I) and map ı->i."
     decomposed = unicodedata.normalize("NFD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("ı", "i")
+
+# %% ../nbs/07_router.ipynb #5e3f282a
+ABBREVIATIONS = frozenset("mr mrs ms dr prof st jr sr vs etc e.g i.e no fig sn vb vd bkz yy örn doç av müh alb yrd".split())
+_SENTENCE_END = re.compile(r"([.!?]+)\s+")
+
+def split_sentences(text: str) -> list[str]:
+    "The sentences of `text`: split after . ! ? and a space, except after an abbreviation or an ordinal number."
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        word = text[:m.start()].rsplit(maxsplit=1)[-1] if text[:m.start()].strip() else ""
+        ordinal = word.isdigit() and text[m.end():m.end() + 1].islower()             # "5. katta", but "Sayım 7. Bu ..." ends
+        if m.group(1) == "." and (turkish_lower(word).strip("(\"'") in ABBREVIATIONS or ordinal): continue
+        out.append(text[start:m.end()].strip()); start = m.end()
+    return [s for s in out + [text[start:].strip()] if s]
 
 # %% ../nbs/07_router.ipynb #aa096a4e
 def clip_text(text: str, max_chars: int) -> str:
