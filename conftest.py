@@ -1,4 +1,5 @@
-"""Pytest runs the notebooks: each `nbs/*.ipynb` is one test item, executed with nbdev's runner.
+"""Pytest runs the notebooks: each notebook under `nbs/` (its subfolders included) is one test item, executed with
+nbdev's runner.
 
 Cells flagged with a `tst_flags` directive (`#| cuda`, `#| slow`) are skipped unless named in
 `--nb-flags` (e.g. `pytest --nb-flags "slow"`) or `$EVOTR_TEST_FLAGS`.
@@ -19,13 +20,15 @@ def pytest_addoption(parser):
 
 
 def pytest_collect_file(parent, file_path):
-    if file_path.suffix == ".ipynb" and file_path.parent.name == "nbs" and not file_path.name.startswith("_"):
+    if file_path.suffix != ".ipynb" or file_path.name.startswith("_"): return None
+    parts = file_path.relative_to(parent.config.rootpath).parts
+    if parts[0] == "nbs" and ".ipynb_checkpoints" not in parts:
         return NotebookFile.from_parent(parent, path=file_path)
 
 
 class NotebookFile(pytest.File):
     def collect(self):
-        yield NotebookItem.from_parent(self, name=self.path.stem)
+        yield NotebookItem.from_parent(self, name=self.path.relative_to(self.config.rootpath / "nbs").with_suffix("").as_posix())
 
 
 class NotebookItem(pytest.Item):

@@ -1,5 +1,5 @@
 """The assistant on this machine, measured as a person meets it: the speed of a chat turn with memory context on the default
-engine (llama.cpp, Gemma 3 270M), and what the experts change, on evaluation sets they never trained on (13c_evals):
+engine (llama.cpp, Gemma 3 270M), and what the experts change, on evaluation sets they never trained on (37_evals):
 
     python bench/assistant.py                   # the dev and the held-out splits (about 40 minutes on 2 cores)
     python bench/assistant.py --split dev       # one split
@@ -21,17 +21,17 @@ Results: bench/results/assistant_<machine>.md and bench/results/assistant.json.
 import argparse, datetime, json, os, platform, re, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 
-from evotr_lib.assistant import AssistantConfig
-from evotr_lib.config import cpu_threads
-from evotr_lib.evals import fact_answer_rate, load_facts, load_python_tasks, load_turkish_prompts, pass_at_1, turkish_answer_rate
+from _common import ROOT, machine as bench_machine, machine_slug, write_results
+from evotr_lib.assistant.orchestrator import AssistantConfig
+from evotr_lib.config import atomic_write_text, cpu_threads
+from evotr_lib.assistant.evals import fact_answer_rate, load_facts, load_python_tasks, load_turkish_prompts, pass_at_1, turkish_answer_rate
 
 EXPERTS = ("tr_chat", "python_coder")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def speed(engine, repeats: int, new_tokens: int) -> dict:
     "First token and decode speed of a chat turn with memory context: a first turn (nothing cached) and the next turn (prefix cached)."
-    from evotr_lib.rag import with_memories
+    from evotr_lib.assistant.memory import with_memories
     memories = ["Kedimin adı Pamuk.", "Kız kardeşim İzmir'de oturuyor.", "I work as a nurse at the city hospital."]
     history = [{"role": "user", "content": "Merhaba! Bugün biraz yorgunum."},
                {"role": "assistant", "content": "Merhaba! Yorgun olmana üzüldüm. Biraz dinlenmek iyi gelebilir; sana nasıl yardımcı olabilirim?"},
@@ -64,7 +64,7 @@ def chat_fn(engine, expert, max_tokens, penalty):
 
 
 def assistant_for(engine, home: Path, memory: bool, max_tokens: int, penalty: float, forced: str | None = None):
-    from evotr_lib.assistant import Assistant
+    from evotr_lib.assistant.orchestrator import Assistant
     bot = Assistant.default(home=home, engine=engine, memory=memory, config={"temperature": 0.0, "seed": 0, "max_tokens": max_tokens, "repeat_penalty": penalty})
     if forced: bot.command(f"/switch {forced}")
     return bot
@@ -89,9 +89,9 @@ def held_out_losses(n: int) -> dict:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from evotr_lib.expert_data import load_expert_data
-    from evotr_lib.experts import answer_loss, base_model_path, GEMMA_BASE
-    from evotr_lib.router import load_registry
+    from evotr_lib.assistant.expert_data import load_expert_data
+    from evotr_lib.assistant.experts import answer_loss, base_model_path, GEMMA_BASE
+    from evotr_lib.assistant.router import load_registry
     torch.set_num_threads(cpu_threads())
     path = base_model_path(GEMMA_BASE)
     tok = AutoTokenizer.from_pretrained(path)
@@ -111,7 +111,7 @@ def held_out_losses(n: int) -> dict:
 
 
 def code_part(engine, split, k, work, penalty):
-    from evotr_lib.expert_data import all_tasks
+    from evotr_lib.assistant.expert_data import all_tasks
     tasks = load_python_tasks(split)[:k]
     penalty = AssistantConfig(repeat_penalty=penalty).repeat_penalty_for("python_coder")     # as the assistant answers code; the base alike
     code = {name: pass_at_1(chat_fn(engine, expert, 384, penalty), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}
@@ -146,14 +146,13 @@ def main():
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
     warnings.filterwarnings("ignore")
-    from evotr_lib.engine import LlamaCppEngine
-    from evotr_lib.router import load_registry
+    from evotr_lib.assistant.engine import LlamaCppEngine
+    from evotr_lib.assistant.router import load_registry
     needed = {"tr_chat"} if set(args.parts) & {"speed", "turkish", "facts"} else set()
     needed |= {"python_coder"} if "code" in args.parts else set()
     if missing := [e for e in sorted(needed) if not load_registry().adapter(e, "llamacpp")]:
-        sys.exit(f"the registry lacks the llamacpp experts {missing}: train them first (13d_experts)")
-    machine = f"CPU {platform.machine()}, {os.cpu_count()} cores"
-    slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
+        sys.exit(f"the registry lacks the llamacpp experts {missing}: train them first (38_experts)")
+    machine, slug = bench_machine(), machine_slug()
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     json_path = out / ("assistant_smoke.json" if args.smoke else "assistant.json")
     result = json.loads(json_path.read_text()) if json_path.is_file() and not args.smoke else {}
@@ -175,12 +174,11 @@ def main():
                   decode_tokens_per_s=result.get("speed", {}).get("cached", {}).get("decode_tokens_per_s"),
                   pass_at_1=main.get("code", {}).get("pass_at_1"), fact_answer_rate=main.get("facts", {}).get("fact_answer_rate"),
                   turkish_answer_rate=main.get("turkish", {}).get("turkish_answer_rate", {}).get("assistant"))
-    json_path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    write_markdown(result, out / f"assistant_{slug}.md")
-    print((out / f"assistant_{slug}.md").read_text())
+    atomic_write_text(json_path, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    print(write_results(f"assistant_{slug}", markdown(result), out=out).read_text())
 
 
-def write_markdown(r: dict, path: Path):
+def markdown(r: dict) -> list[str]:
     lines = [f"# The assistant, {r['machine']}", "",
              f"{r['date']}; llama.cpp (llama-cpp-python) on Gemma 3 270M Q4_K_M with the shipped GGUF LoRA experts, {r['threads']} thread(s), greedy answers with the repeat penalty {r.get('repeat_penalty', 1.0)} (none for code, as in the assistant)"
              + ("; the assistant's answers end at their first repeated sentence." if r.get("stop_repeats") else ".")
@@ -211,7 +209,7 @@ def write_markdown(r: dict, path: Path):
                   "| model | " + " | ".join(f"{e} data" for e in EXPERTS) + " |", "|---|" + "---|" * len(EXPERTS)]
         for model, row in r["held_out_loss"].items():
             lines.append(f"| {model} | " + " | ".join(f"{row[e]:.3f}" for e in EXPERTS) + " |")
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 if __name__ == "__main__":

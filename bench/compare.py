@@ -7,7 +7,7 @@ model is reported at its best learning rate. Tasks:
          the GPT's learned positions beyond the training length are never trained)
   lm     language modelling on the Turkish + Python corpus (BPE 8192): a short learning-rate sweep scored by
          validation bits per byte, then a full run of each model at its best rate, scored on the test split.
-         `--ship DIR` exports the MM-Rec run as the assistant's default model (evotr_lib.train.export_lm).
+         `--ship DIR` exports the MM-Rec run as the assistant's default model (evotr_lib.lm.train.export_lm).
 The table and a plot go to bench/results/compare_<task>_<machine>.md/.png.
 
     python bench/compare.py --task mqar                 # CPU-sized defaults
@@ -24,11 +24,12 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from _common import machine as bench_machine, machine_slug, write_results
 from evotr_lib.config import seed_everything
-from evotr_lib.gpt import GPT, gpt_like
-from evotr_lib.model import MMRecConfig, MMRecModel
-from evotr_lib.tasks import IGNORE, mqar, mqar_accuracy, passkey, passkey_accuracy
-from evotr_lib.train import RunConfig, TrainConfig, Trainer, evaluate_bpb, export_lm, load_run, read_metrics, train_lm
+from evotr_lib.lm.gpt import GPT, gpt_like
+from evotr_lib.mmrec.model import MMRecConfig, MMRecModel
+from evotr_lib.lm.tasks import IGNORE, mqar, mqar_accuracy, passkey, passkey_accuracy
+from evotr_lib.lm.train import RunConfig, TrainConfig, Trainer, evaluate_bpb, export_lm, load_run, read_metrics, train_lm
 
 
 def labelled_loss(model, batch):
@@ -77,7 +78,7 @@ def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="los
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     lines += ["", f"![training curves]({name}.png)"]
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    write_results(name, lines, out=out)
     print("\n".join(lines))
 
 
@@ -124,7 +125,7 @@ def passkey_task(args, dev, machine, slug, out):
 
 def lm_run(kind, mm_over, lr, steps, size):
     "The RunConfig of one LM job; the GPT gets `gpt_like` the MM-Rec config (same width, layers added for equal parameters)."
-    from evotr_lib.data import get_tokenizer
+    from evotr_lib.lm.data import get_tokenizer
     model_config = mm_over if kind == "mmrec" else gpt_like(MMRecConfig(**mm_over, vocab_size=get_tokenizer(size["tokenizer"]).vocab_size),
                                                             max_seq_len=size["seq_len"]).to_dict()
     return RunConfig(model=kind, corpus="tr+python", tokenizer=size["tokenizer"], seq_len=size["seq_len"], batch_size=size["batch_size"],
@@ -187,8 +188,7 @@ def main():
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    machine = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
-    slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
+    machine, slug = bench_machine(dev), machine_slug(dev)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     if args.task == "mqar": return mqar_task(args, dev, machine, slug, out)
     if args.task == "passkey": return passkey_task(args, dev, machine, slug, out)

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import torch
 
-from evotr_lib.data import load_corpus
-from evotr_lib.engine import MLXEngine, MMRecEngine, TransformersEngine, mlx_fingerprint, tiny_hf_model, train_mlx_lora
-from evotr_lib.lora import LoRAManager, domain_loss, model_fingerprint, random_lora, tiny_lm
-from evotr_lib.router import AdapterRegistry, load_registry
-from evotr_lib.train import DEFAULT_LM_DIR, load_lm
+from evotr_lib.lm.data import load_corpus
+from evotr_lib.assistant.engine import MLXEngine, MMRecEngine, TransformersEngine, mlx_fingerprint, train_mlx_lora
+from evotr_lib.assistant.lora import LoRAManager, domain_loss, model_fingerprint
+from evotr_lib.testing import random_lora, tiny_hf_model, tiny_lm
+from _common import machine as bench_machine, machine_slug, write_results
+from evotr_lib.assistant.router import AdapterRegistry, load_registry
+from evotr_lib.lm.train import DEFAULT_LM_DIR, load_lm
 
 EXPERTS = ("tr_chat", "python_coder")
 PROMPT_TEXT = "def read_config(path):\n    \"\"\"Read a JSON configuration file and return it as a dict.\"\"\"\n" * 8
@@ -102,14 +104,13 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    machine = f"CPU {platform.machine()}, {os.cpu_count()} cores"
-    slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
+    machine, slug = bench_machine(), machine_slug()
     prompt_tokens, new_tokens, repeats, swaps = (16, 8, 2, 9) if args.smoke else (64, 128, 5, 60)
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         mm_dir, mm_reg = mmrec_setup(work, args.smoke)
         if not args.smoke and not all(load_registry().adapter(e, "mmrec") for e in EXPERTS):
-            sys.exit("the shipped registry lacks the mmrec experts: train them first (08_lora, train_expert)")
+            sys.exit("the shipped registry lacks the mmrec experts: train them first (33_lora, train_expert)")
         hf_dir, hf_reg = hf_setup(work, args.smoke)
         rows = {"mmrec": measure(lambda: MMRecEngine(mm_dir, mm_reg), prompt_tokens, new_tokens, repeats, swaps),
                 "transformers": measure(lambda: TransformersEngine(hf_dir, hf_reg), prompt_tokens, new_tokens, repeats, swaps),
@@ -131,8 +132,7 @@ def main():
               "| model | Turkish (tr) | Python | change on tr | change on Python |", "|---|---|---|---|---|"]
     for expert, row in losses.items():
         lines.append(f"| {expert} | {row['tr']:.3f} | {row['python']:.3f} | {row['tr'] - losses['base']['tr']:+.3f} | {row['python'] - losses['base']['python']:+.3f} |")
-    path = out / f"engine_{slug}.md"
-    path.write_text("\n".join(lines) + "\n")
+    path = write_results(f"engine_{slug}", lines, out=out)
     print(path.read_text())
 
 

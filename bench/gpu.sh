@@ -14,7 +14,7 @@ fi
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 status=0
-python3 -m pytest -q -p no:cacheprovider --nb-flags "cuda slow" nbs/04_scan.ipynb nbs/05_block.ipynb nbs/06_model.ipynb || status=1
+python3 -m pytest -q -p no:cacheprovider --nb-flags "cuda slow" nbs/mmrec/13_scan.ipynb nbs/mmrec/14_layer.ipynb nbs/mmrec/15_model.ipynb || status=1
 python3 bench/scan.py || status=1
 python3 bench/model.py || status=1
 [ -n "${OUT:-}" ] && cp bench/results/*.md "$OUT"/ 2>/dev/null

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
-from evotr_lib.block import MMRecBlock
-from evotr_lib.gpt import GPTBlock
+from _common import machine as bench_machine, machine_slug, write_results
+from evotr_lib.mmrec.layer import MMRecBlock
+from evotr_lib.lm.gpt import GPTBlock
 
 
 def measure(layer, B, L, D, dtype, dev, reps):
@@ -53,7 +54,7 @@ def main():
     for L in Ls:
         (tm, mm_mem), (tg, g_mem) = measure(mmrec, B, L, D, dtype, dev, reps), measure(gpt, B, L, D, dtype, dev, reps)
         rows.append((L, tm, tg, mm_mem, g_mem))
-    machine = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    machine = bench_machine(dev)
     mib = lambda b: "" if b is None else f"{b / 2**20:.0f}"
     per_tok = lambda b, L: "" if b is None else f"{b / L / 1024:.1f}"
     lines = [f"# MM-Rec layer vs SDPA transformer layer on {machine}", "",
@@ -64,9 +65,7 @@ def main():
              "|---|---|---|---|---|---|---|---|"]
     for L, tm, tg, mm_mem, g_mem in rows:
         lines.append(f"| {L} | {tm:,.0f} | {tg:,.0f} | {tm / tg:.2f}x | {mib(mm_mem)} | {per_tok(mm_mem, L)} | {mib(g_mem)} | {per_tok(g_mem, L)} |")
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    path = out / f"model_{re.sub(r'[^a-z0-9]+', '_', machine.lower()).strip('_')}.md"
-    path.write_text("\n".join(lines) + "\n")
+    path = write_results(f"model_{machine_slug(dev)}", lines, out=Path(args.out))
     print("\n".join(lines)); print(f"\nwritten to {path}")
 
 

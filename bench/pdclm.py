@@ -25,20 +25,21 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch.utils.flop_counter import FlopCounterMode
 
+from _common import machine as bench_machine, machine_slug, write_results
 from evotr_lib.config import seed_everything
-from evotr_lib.data import TokenDataset, get_tokenizer, load_corpus
-from evotr_lib.model import MMRecConfig, MMRecModel
-from evotr_lib.pse import (HMRConfig, HierarchicalMemoryRouter, PSEConfig, PatchStreamEncoder, add_typos, calibrate_threshold,
+from evotr_lib.lm.data import TokenDataset, get_tokenizer, load_corpus
+from evotr_lib.mmrec.model import MMRecConfig, MMRecModel
+from evotr_lib.pdclm.pse import (HMRConfig, HierarchicalMemoryRouter, PSEConfig, PatchStreamEncoder, add_typos, calibrate_threshold,
                            char_error_rate, next_byte_entropy, strip_diacritics)
-from evotr_lib.reflection import (REWARDS, CognitiveControl, ReflectionConfig, ReflectionNet, arith_problem, chain_rewards,
+from evotr_lib.pdclm.reflection import (REWARDS, CognitiveControl, ReflectionConfig, ReflectionNet, arith_problem, chain_rewards,
                                   encode_texts, grpo_loss, group_advantages, reflection_loss, reflection_scores, sample_chains,
                                   score_chain)
-from evotr_lib.tasks import bits_per_byte, total_nll
-from evotr_lib.train import TrainConfig, Trainer, lm_loss
+from evotr_lib.lm.tasks import bits_per_byte, total_nll
+from evotr_lib.lm.train import TrainConfig, Trainer, lm_loss
 
 
 def machine(dev):
-    return torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} thread(s) of {os.cpu_count()} cores"
+    return bench_machine(dev) + ("" if dev.type == "cuda" else f", {torch.get_num_threads()} thread(s)")
 
 
 def train(model, steps, lr, batch_fn, loss_fn=lm_loss, probe=None, n_probes=1):
@@ -468,7 +469,7 @@ def main():
     if dev.type == "cuda" and not torch.cuda.is_available(): p.error("--device cuda: no CUDA device here")
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     name = machine(dev)
-    slug = re.sub(r"[^a-z0-9]+", "_", (name if dev.type == "cuda" else f"cpu {platform.machine()}").lower()).strip("_")
+    slug = machine_slug(dev)
     for part in (PARTS if args.part == "all" else [args.part]):
         t = time.perf_counter()
         lines, notes, fig, data = PARTS[part](args, dev, out)
@@ -476,8 +477,8 @@ def main():
         fig.savefig(out / f"{stem}.png", dpi=100); plt.close(fig)
         head = [f"# PD-CLM {part}: {name}", "", f"{datetime.date.today()}, {args.size} size, {time.perf_counter() - t:.0f} s. {notes}"
                 + (" SMOKE RUN: not a measurement." if args.smoke else ""), ""]
-        (out / f"{stem}.md").write_text("\n".join(head + lines + ["", f"![{part}]({stem}.png)"]) + "\n")
-        (out / f"{stem}.json").write_text(json.dumps({"machine": name, "size": args.size, "date": str(datetime.date.today()), **data}, indent=1, default=float) + "\n")
+        rows = json.loads(json.dumps({"machine": name, "size": args.size, "date": str(datetime.date.today()), **data}, default=float))
+        write_results(stem, head + lines + ["", f"![{part}]({stem}.png)"], rows=rows, out=out)
         print("\n".join(head + lines), flush=True)
 
 

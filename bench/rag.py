@@ -1,4 +1,4 @@
-"""Benchmark long-term memory (evotr_lib.rag) on the CPU: recall on the held-out memory set and search latency.
+"""Benchmark long-term memory (evotr_lib.assistant.memory) on the CPU: recall on the held-out memory set and search latency.
 
 Recall@1/@3 over `data/memories/` (60 memories, 18 distractors, 120 queries), on the default embedding in an
 embedded Chroma store: alone, and among 1,000 filler memories; bilingual (the core word list, with FreeDict behind it
@@ -20,20 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
+from _common import ROOT, cpu_name, machine as bench_machine, machine_slug, write_results
 
 
 def filler_texts(n: int) -> list[str]:
     "`n` distinct memory-sized texts from the corpus: sentences (30-200 chars), paired deterministically."
-    from evotr_lib.data import load_corpus
+    from evotr_lib.lm.data import load_corpus
     sents = sorted({s.strip() for doc in load_corpus("tr+en", "train") for s in re.split(r"(?<=[.!?])\s+", doc) if 30 <= len(s.strip()) <= 200})
     rng = np.random.default_rng(0)
     texts = [sents[i] for i in rng.permutation(len(sents))[:n]]   # single sentences first, then distinct pairs
@@ -56,7 +48,7 @@ def bulk_add(handler, texts: list[str], batch: int = 1000) -> float:
 
 
 def recall(handler, memories, queries) -> dict:
-    from evotr_lib.rag import recall_at
+    from evotr_lib.assistant.memory import recall_at
     ids = {m["id"]: handler.add_memory(m["text"], {"set": "memory-set"}) for m in memories}
     out = {}
     for part, sel in (("same-language", [q for q in queries if not q["cross_lingual"]]),
@@ -87,7 +79,7 @@ def main():
     p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from evotr_lib.rag import MEMORY_SET_DIR, MemoryConfig, MemoryHandler, MemoryEmbedding, load_memory_set
+    from evotr_lib.assistant.memory import MEMORY_SET_DIR, MemoryConfig, MemoryHandler, MemoryEmbedding, load_memory_set
     sizes = [100, 200] if args.smoke else [int(s) for s in args.sizes.split(",")]
     n_distract = 50 if args.smoke else 1000
     memories, queries = load_memory_set()
@@ -115,8 +107,8 @@ def main():
             h.close(); h = MemoryHandler(Path(tmp) / f"lat{n}", config=config, embedding=embedding)   # reopen: the index is loaded from disk
             lat[n] = {**latency(h, [q["query"] for q in queries], args.repeats), "add_s": secs}
             print(n, lat[n], flush=True)
-    machine = f"CPU {platform.machine()}, {os.cpu_count()} cores"
-    lines += ["# Long-term memory (evotr_lib.rag): recall and search latency", ""]
+    machine = bench_machine()
+    lines += ["# Long-term memory (evotr_lib.assistant.memory): recall and search latency", ""]
     if args.smoke: lines += ["**SMOKE RUN**: tiny sizes, to check the script; the numbers mean nothing.", ""]
     lines += [f"Machine: {machine} ({cpu_name()}), torch threads {args.threads}, shared with other work. "
               f"Date {datetime.date.today()}. Embedding {embedding.get_config()} ({embedding.dim} dims), Chroma embedded "
@@ -132,9 +124,7 @@ def main():
     for n, r in lat.items():
         lines.append(f"| {n:,} | {r['n']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['embed_p50']:.1f} | {r['add_s']:.0f} |")
     lines += ["", "Target: p95 < 100 ms at 100K (aim < 30 ms)."]
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    path = out / f"rag_cpu_{platform.machine()}_{os.cpu_count()}_cores.md"
-    path.write_text("\n".join(lines) + "\n")
+    path = write_results(f"rag_{machine_slug()}", lines, out=Path(args.out))
     print(path.read_text())
 
 

@@ -12,16 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")   # the router runs on the CPU; make sure nothing else is timed
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    "The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
+from _common import ROOT, machine as bench_machine, write_results
 
 
 def percentiles_ms(seconds, qs=(50, 95, 99)):
@@ -50,7 +41,7 @@ def main():
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     import torch
-    from evotr_lib.router import INTENTS, Router, evaluate, load_intents
+    from evotr_lib.assistant.router import INTENTS, Router, evaluate, load_intents
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter(); router = Router.load(args.model); load_s = time.perf_counter() - t0
 
@@ -69,7 +60,7 @@ def main():
     long_text = "Bu kodda hata var, neden çalışmıyor? " + "x = 1\n" * 17_000          # > 100 KB
     lat_long = percentiles_ms(time_calls(router, [long_text], 3 if args.smoke else 30), qs=(50, 95))
 
-    machine = f"CPU ({cpu_name()}, {os.cpu_count()} logical cores)"
+    machine = bench_machine(model=True)
     versions = {name: importlib.metadata.version(name) for name in ("torch", "scikit-learn", "sentence-transformers")}
     ok = lambda good: "yes" if good else "NO"
     lines = [
@@ -95,9 +86,7 @@ def main():
         f"| one 100 KB message (clipped to {router.config.max_chars} chars) | {3 if args.smoke else 30} | {lat_long[50]:.2f} | "
         f"{lat_long[95]:.2f} | - | {ok(lat_long[95] < 50)} | {ok(lat_long[95] < 10)} |", "",
     ]
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    path = out / "router_cpu.md"
-    path.write_text("\n".join(lines))
+    path = write_results("router_cpu", lines, out=Path(args.out))
     print("\n".join(lines)); print(f"wrote {path}", file=sys.stderr)
 
 

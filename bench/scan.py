@@ -1,4 +1,4 @@
-"""Benchmark `evotr_lib.scan.linear_scan` on a GPU against the device's copy bandwidth and against peers.
+"""Benchmark `evotr_lib.mmrec.scan.linear_scan` on a GPU against the device's copy bandwidth and against peers.
 
 GB/s counts the minimum traffic of a scan: 3 tensors forward (read a and x, write h) and 8 forward+backward
 (backward: read a, h and dh, write da and dx). Errors are relative RMS against an fp64 scan of the same
@@ -13,9 +13,10 @@ from pathlib import Path
 
 if "--smoke" in sys.argv and not os.environ.get("CUDA_VISIBLE_DEVICES") and "TRITON_INTERPRET" not in os.environ:
     import torch as _t
-    if not _t.cuda.is_available(): os.environ["TRITON_INTERPRET"] = "1"   # before evotr_lib.scan defines its kernels
+    if not _t.cuda.is_available(): os.environ["TRITON_INTERPRET"] = "1"   # before evotr_lib.mmrec.scan defines its kernels
 import torch
-from evotr_lib.scan import linear_scan
+from evotr_lib.mmrec.scan import linear_scan
+from _common import machine as bench_machine, machine_slug, write_results
 
 
 def sync(dev):
@@ -124,7 +125,7 @@ def main():
     copy_gbs = copy_bandwidth(dev, B * max(Ls) * max(Ds) * 4, reps)
     peer_name, rows = run(B, Ds, Ls, [torch.float32, torch.bfloat16], reps, dev)
 
-    machine = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    machine = bench_machine(dev)
     versions = {k: importlib.metadata.version(k) for k in ("torch", "triton") if importlib.util.find_spec(k)}
     if peer_name: versions["accelerated-scan"] = importlib.metadata.version("accelerated-scan")
     lines = [f"# linear_scan benchmark on {machine}", "",
@@ -136,10 +137,7 @@ def main():
         pct = f"{100 * gbs / copy_gbs:.0f}%" if gbs else ""
         lines.append(f"| {name} | {str(dtype).removeprefix('torch.')} | {D} | {L} | {mode} | {'' if ms is None else f'{ms:.3f}'} | "
                      f"{'' if gbs is None else f'{gbs:.0f}'} | {pct} | {note} |")
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "_", machine.lower()).strip("_")
-    path = out / f"scan_{slug}.md"
-    path.write_text("\n".join(lines) + "\n")
+    path = write_results(f"scan_{machine_slug(dev)}", lines, out=Path(args.out))
     print("\n".join(lines)); print(f"\nwritten to {path}")
 
 

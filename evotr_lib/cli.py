@@ -11,7 +11,7 @@ import argparse, ast, importlib, importlib.metadata, json, os, pkgutil, platform
 from pathlib import Path
 
 import evotr_lib
-from .base_model import GEMMA_LICENCE, GEMMA_MODEL, gemma_gguf, models_dir
+from .assistant.base_model import GEMMA_LICENCE, GEMMA_MODEL, gemma_gguf, models_dir
 from .config import PACKAGE_DIR, available_devices, data_home, freedict_files, get_device, is_offline
 
 # %% ../nbs/90_cli.ipynb #c2f7ad8f
@@ -28,15 +28,17 @@ def _version(dist: str) -> str | None:
     except importlib.metadata.PackageNotFoundError: return None
 
 def components(check: bool = False) -> dict[str, str]:
-    "Each `evotr_lib` module -> the first line of its docstring (read from the source); with `check`, imported, or 'unavailable: <error>'."
+    "Each `evotr_lib` module (`config`, `mmrec.scan`, ...) -> the first line of its docstring (read from the source); with `check`, imported, or 'unavailable: <error>'."
     out = {}
-    for m in sorted(pkgutil.iter_modules(evotr_lib.__path__), key=lambda m: m.name):
-        if m.name.startswith("_"): continue
+    for m in sorted(pkgutil.walk_packages(evotr_lib.__path__, prefix="evotr_lib."), key=lambda m: m.name):
+        name = m.name.removeprefix("evotr_lib.")
+        if m.ispkg or name.rpartition(".")[2].startswith("_"): continue
         if check:
-            try: importlib.import_module(f"evotr_lib.{m.name}")
-            except Exception as e: out[m.name] = f"unavailable: {type(e).__name__}: {e}"; continue
-        doc = ast.get_docstring(ast.parse((PACKAGE_DIR / f"{m.name}.py").read_text(encoding="utf-8"))) or ""
-        out[m.name] = doc.strip().splitlines()[0] if doc.strip() else ""
+            try: importlib.import_module(m.name)
+            except Exception as e: out[name] = f"unavailable: {type(e).__name__}: {e}"; continue
+        source = (PACKAGE_DIR / f"{name.replace('.', '/')}.py").read_text(encoding="utf-8")
+        doc = (ast.get_docstring(ast.parse(source)) or "").strip()
+        out[name] = doc.splitlines()[0] if doc else ""
     return out
 
 def devices() -> dict:
@@ -103,7 +105,7 @@ def _cmd_info(args) -> int:
     return 0
 
 def _cmd_train(args) -> int:
-    from evotr_lib.train import RunConfig, train_lm   # imported on use: `evotr info` stays fast
+    from evotr_lib.lm.train import RunConfig, train_lm   # imported on use: `evotr info` stays fast
     saved = Path(args.out) / "run.json"
     source = args.config or (saved if args.resume and saved.is_file() else None)   # a resumed run starts from its own run.json
     base = json.loads(Path(source).read_text()) if source else {}
@@ -117,13 +119,13 @@ def _cmd_train(args) -> int:
     return 0
 
 def _cmd_eval(args) -> int:
-    from evotr_lib.train import evaluate_bpb
+    from evotr_lib.lm.train import evaluate_bpb
     r = evaluate_bpb(args.run, split=args.split, corpus=args.corpus, max_batches=args.max_batches)
     print(json.dumps(r, indent=2) if args.json else f"{r['corpus']} / {r['split']}: {r['bpb']:.4f} bits per byte ({r['bytes']:,} bytes)")
     return 0
 
 def _cmd_chat(args) -> int:
-    from evotr_lib.assistant import Assistant, line_editing, run_chat
+    from evotr_lib.assistant.orchestrator import Assistant, line_editing, run_chat
     backend = "mmrec" if args.base == "mmrec" else args.backend
     if args.base == "mmrec" and args.backend not in (None, "mmrec"): raise SystemExit("evotr chat: --base mmrec runs on its own engine; leave out --backend")
     config = {k: v for k, v in dict(max_tokens=args.max_tokens, seed=args.seed, temperature=args.temperature, backend=backend,
@@ -135,12 +137,12 @@ def _cmd_chat(args) -> int:
     return run_chat(assistant)
 
 def _cmd_night(args) -> int:
-    from evotr_lib.lifecycle import cron_line
+    from evotr_lib.assistant.lifecycle import cron_line
     if args.schedule:
         print("# add this line to your crontab (crontab -e) to run the nightly job at 03:00:")
         print(cron_line(home=args.home))
         return 0
-    from evotr_lib.preference import run_night
+    from evotr_lib.assistant.preference import run_night
     out = run_night(home=args.home, day=args.day)
     print(f"report: {out['report']}\n{len(out['filed'])} memories filed; {len(out['training'])} preference update(s)")
     for e in out["errors"]: print("  problem:", e)

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['OFFLINE_ENV_VARS', 'PACKAGE_DIR', 'REPO_DIR', 'LEXICON_DIR_ENV', 'LEXICON_DIRS', 'DTYPES', 'set_offline',
            'is_offline', 'data_home', 'available_devices', 'get_device', 'dictd_files', 'freedict_files', 'cpu_threads',
-           'seed_everything', 'atomic_write_text', 'Config', 'resolve_dtype']
+           'seed_everything', 'atomic_write_text', 'Config', 'lazy_exports', 'resolve_dtype']
 
 # %% ../nbs/00_config.ipynb #ec45da5d
-import dataclasses, json, os, random, types, typing
+import dataclasses, importlib, json, os, random, sys, types, typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -159,6 +159,17 @@ class Config:
 
     @classmethod
     def load(cls, path): return cls.from_dict(json.loads(Path(path).read_text()))
+
+# %% ../nbs/00_config.ipynb #a41738ab
+def lazy_exports(package: str, names: dict[str, str]):
+    "`(__getattr__, __dir__, __all__)` for `package`: each of `names` (name -> its module under `package`) is imported when first read."
+    def __getattr__(name: str):
+        if name not in names: raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+        setattr(sys.modules[package], name, value)      # the next read is a plain attribute
+        return value
+    def __dir__() -> list[str]: return sorted(set(vars(sys.modules[package])) | set(names))
+    return __getattr__, __dir__, sorted(names)
 
 # %% ../nbs/00_config.ipynb #778483d2
 DTYPES = {"float32": "float32", "float": "float32", "fp32": "float32",     # name -> torch's name

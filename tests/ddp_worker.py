@@ -1,14 +1,14 @@
 """Train a tiny MM-Rec for a few steps with `Trainer`, alone or under torchrun; rank 0 writes result.json to argv[1].
 
-Used by tests/test_train_ddp.py and nbs/12_train.ipynb: two gloo processes must reproduce one process."""
+Used by tests/test_train_ddp.py and nbs/lm/24_train.ipynb: two gloo processes must reproduce one process."""
 import json, sys
 from pathlib import Path
 
 import torch
 
 from evotr_lib.config import seed_everything
-from evotr_lib.model import MMRecConfig, MMRecModel
-from evotr_lib.train import TrainConfig, Trainer, world
+from evotr_lib.mmrec.model import MMRecConfig, MMRecModel
+from evotr_lib.lm.train import TrainConfig, Trainer, world
 
 
 def batch(step, micro):

@@ -1,7 +1,7 @@
 """Subprocess worker for tests/test_rag.py: add `n` memories to the store at `path` (or at $EVOTR_CHROMA_URL when
 `path` is '-') and print each id on its own line as soon as `add_memory` has returned (the acknowledgement)."""
 import sys
-from evotr_lib.rag import MemoryManager
+from evotr_lib.assistant.memory import MemoryManager
 
 path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 mm = MemoryManager(None if path == "-" else path, config={"embedding": "ngram"})

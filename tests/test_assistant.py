@@ -8,8 +8,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from evotr_lib.lifecycle import ConversationLog, FeedbackDB
-from evotr_lib.router import load_registry
+from evotr_lib.assistant.lifecycle import ConversationLog, FeedbackDB
+from evotr_lib.assistant.router import load_registry
 from test_rag import free_port, heartbeat
 
 EVOTR = str(Path(sys.executable).with_name("evotr"))
@@ -78,10 +78,10 @@ def test_pasted_text_arrives_whole_and_a_correction_says_what_it_corrects(tmp_pa
 
 
 def test_chat_goes_on_when_the_memory_server_dies(tmp_path):
-    from evotr_lib.assistant import Assistant
-    from evotr_lib.engine import MMRecEngine
-    from evotr_lib.lora import tiny_lm
-    from evotr_lib.rag import MemoryManager
+    from evotr_lib.assistant.orchestrator import Assistant
+    from evotr_lib.assistant.engine import MMRecEngine
+    from evotr_lib.testing import tiny_lm
+    from evotr_lib.assistant.memory import MemoryManager
     port, url = free_port(), None
     exe = str(Path(sys.executable).with_name("chroma"))
     server = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma"), "--host", "localhost", "--port", str(port)],

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from evotr_lib.router import load_registry
+from evotr_lib.assistant.router import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_compare_lm_smoke_ships_a_loadable_model(tmp_path):
     "The lm task trains both models, writes the table and exports the MM-Rec run as a model folder that load_lm reads."
     text = smoke("compare.py", tmp_path / "results", "--task", "lm", "--ship", str(tmp_path / "model")).read_text()
     assert "| mmrec |" in text and "| gpt |" in text and "test bpb" in text
-    from evotr_lib.train import load_lm
+    from evotr_lib.lm.train import load_lm
     model, tok, info = load_lm(tmp_path / "model")
     assert info["tokenizer"] == "bpe8192" and set(info["scores"]) >= {"test_bpb_mmrec", "test_bpb_gpt"}
     assert 0 < info["scores"]["test_bpb_mmrec"] < 8

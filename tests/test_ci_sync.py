@@ -49,8 +49,8 @@ def test_notebook_changed_without_export_fails(checkout):
 
 
 def test_library_edited_by_hand_fails(checkout):
-    lib = checkout / "evotr_lib" / "mdi.py"
+    lib = checkout / "evotr_lib" / "mmrec" / "mdi.py"
     lib.write_text(lib.read_text() + "\nHAND_EDIT = 1\n")
     sh("git", *GIT_ID, "commit", "-qam", "edit library only", cwd=checkout)
     r = check_sync(checkout)
-    assert r.returncode == 1 and "evotr_lib/mdi.py" in r.stderr
+    assert r.returncode == 1 and "evotr_lib/mmrec/mdi.py" in r.stderr

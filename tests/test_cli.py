@@ -11,7 +11,7 @@ def run(*cmd, **kw):
 
 
 def test_core_modules_import():
-    r = run(sys.executable, "-c", "import evotr_lib.memory_state, evotr_lib.mdi, evotr_lib.hds")
+    r = run(sys.executable, "-c", "import evotr_lib.mmrec.memory_state, evotr_lib.mmrec.mdi, evotr_lib.mmrec.hds")
     assert r.returncode == 0, r.stderr
 
 
@@ -50,7 +50,7 @@ def test_evotr_info_json():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["device"] in ("cpu", "cuda", "mps") or d["device"].startswith("cuda")
-    assert {"memory_state", "mdi", "hds"} <= set(d["components"])
+    assert {"mmrec.memory_state", "mmrec.mdi", "mmrec.hds"} <= set(d["components"])
 
 
 def test_evotr_rejects_bad_usage():

@@ -5,11 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from evotr_lib.data import load_corpus
-from evotr_lib.engine import ContextOverflowWarning, MLXEngine, MMRecEngine, TransformersEngine, mlx_fingerprint, tiny_hf_model, train_mlx_lora
-from evotr_lib.lora import AdapterError, ExpertChoice, ExpertFallbackWarning, model_fingerprint, random_lora, tiny_lm
-from evotr_lib.router import AdapterRegistry, load_registry
-from evotr_lib.train import load_lm
+from evotr_lib.lm.data import load_corpus
+from evotr_lib.assistant.engine import ContextOverflowWarning, MLXEngine, MMRecEngine, TransformersEngine, mlx_fingerprint, train_mlx_lora
+from evotr_lib.testing import tiny_hf_model
+from evotr_lib.assistant.lora import AdapterError, ExpertChoice, ExpertFallbackWarning, model_fingerprint
+from evotr_lib.testing import random_lora, tiny_lm
+from evotr_lib.assistant.router import AdapterRegistry, load_registry
+from evotr_lib.lm.train import load_lm
 
 CONTEXT = 128
 PROMPT = "def merhaba(isim):\n"

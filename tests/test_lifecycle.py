@@ -3,11 +3,11 @@ killed with SIGKILL loses no turn or feedback row it had acknowledged."""
 import signal, subprocess, sys
 from collections import Counter
 
-from evotr_lib.lifecycle import ConversationLog, FeedbackDB
+from evotr_lib.assistant.lifecycle import ConversationLog, FeedbackDB
 
 WRITER = """
 import sys
-from evotr_lib.lifecycle import ConversationLog, FeedbackDB
+from evotr_lib.assistant.lifecycle import ConversationLog, FeedbackDB
 root, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 log, db = ConversationLog(root + "/logs", max_bytes=4096), FeedbackDB(root + "/feedback.db")
 for i in range(n):

@@ -1,9 +1,9 @@
 """The nightly job's entry point (`evotr night` calls `run_night(home=..., day=...)`) on homes without trainable data."""
 import json
 
-from evotr_lib.lifecycle import ConversationLog, FeedbackDB, new_preference_pairs
-from evotr_lib.preference import new_kto_rows, run_night
-from evotr_lib.router import load_registry
+from evotr_lib.assistant.lifecycle import ConversationLog, FeedbackDB, new_preference_pairs
+from evotr_lib.assistant.preference import new_kto_rows, run_night
+from evotr_lib.assistant.router import load_registry
 
 
 def test_run_night_empty_home(tmp_path):

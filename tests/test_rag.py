@@ -3,7 +3,7 @@ Every test runs on an embedded store and against a real `chroma run` server star
 import os, shutil, signal, socket, subprocess, sys, time, urllib.request, warnings
 from pathlib import Path
 import pytest
-from evotr_lib.rag import MemoryManager
+from evotr_lib.assistant.memory import MemoryManager
 
 WORKER = Path(__file__).resolve().parent / "rag_worker.py"
 CONFIG = {"embedding": "ngram"}   # as in the worker: no MiniLM load per process; the store code is the same

@@ -10,7 +10,7 @@ import json, socket
 def refuse(*args, **kwargs): raise OSError("network access attempted during an offline router test")
 socket.socket.connect = socket.socket.connect_ex = refuse
 socket.create_connection = socket.getaddrinfo = refuse
-from evotr_lib.router import Router
+from evotr_lib.assistant.router import Router
 router = Router.load()
 print(json.dumps([vars(router.predict(t)) for t in ["Osmanlı tarihi anlat", "TypeError: 'NoneType' object is not subscriptable", ""]]))
 """
