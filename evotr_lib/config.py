@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['OFFLINE_ENV_VARS', 'PACKAGE_DIR', 'REPO_DIR', 'LEXICON_DIR_ENV', 'LEXICON_DIRS', 'DTYPES', 'set_offline',
            'is_offline', 'data_home', 'available_devices', 'get_device', 'dictd_files', 'freedict_files', 'cpu_threads',
-           'seed_everything', 'atomic_write_text', 'Config', 'lazy_exports', 'resolve_dtype']
+           'seed_everything', 'atomic_path', 'atomic_write_text', 'Config', 'lazy_exports', 'resolve_dtype']
 
 # %% ../nbs/00_config.ipynb #ec45da5d
-import dataclasses, importlib, json, os, random, sys, types, typing
+import contextlib, dataclasses, importlib, json, os, random, shutil, sys, types, typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -126,13 +126,23 @@ def _check_type(name: str, value, tp):
     return value
 
 # %% ../nbs/00_config.ipynb #04c237dc
-def atomic_write_text(path, text: str) -> Path:
-    "Write `text` (UTF-8) to `path` atomically; returns the path."
+@contextlib.contextmanager
+def atomic_path(path):
+    "A fresh temporary path beside `path` to write a file or a folder at; it replaces `path` on success, and is removed on error."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")   # unique: two writers never share it
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir(): shutil.rmtree(path)    # a folder is not renamed over a non-empty one
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        raise
+
+def atomic_write_text(path, text: str) -> Path:
+    "Write `text` (UTF-8) to `path` atomically; returns the path."
+    with atomic_path(path) as tmp: tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 # %% ../nbs/00_config.ipynb #15714b73
 @dataclass

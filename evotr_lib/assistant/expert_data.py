@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .base_model import MEMORY_HEADER, with_memories
-from ..config import Config, REPO_DIR, data_home
+from ..config import Config, REPO_DIR, atomic_write_text, data_home
 
 # %% ../../nbs/assistant/36_expert_data.ipynb #0c91ec2a
 def _from_data(name: str):
@@ -1765,9 +1765,7 @@ def write_expert_data(expert: str, examples: list[dict], out_dir: Path | None = 
     splits = {s: [] for s in SPLITS}
     for e in dedupe_examples(examples): splits[assign_example_split(check_example(e), expert, cfg)].append(e)
     for s, rows in splits.items():
-        tmp = d / f".{s}.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rows), encoding="utf-8")
-        tmp.replace(d / f"{s}.jsonl")
+        atomic_write_text(d / f"{s}.jsonl", "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rows))
     return {s: len(rows) for s, rows in splits.items()}
 
 def load_expert_data(expert: str, split: str = "train", root: Path | None = None) -> list[dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from .base_model import GGUF_ADAPTER_FILE, gemma_gguf, gemma_hf, peft_to_gguf_lora, sha256_file
-from ..config import REPO_DIR, Config, cpu_threads, resolve_dtype, set_offline
+from ..config import Config, REPO_DIR, atomic_path, cpu_threads, resolve_dtype, set_offline
 from .router import AdapterRegistry, load_registry
 
 # %% ../../nbs/assistant/38_experts.ipynb #f72f0d52
@@ -171,12 +171,10 @@ def train_gemma_expert(train: list[dict], validation: list[dict], out_dir: str |
     peft_model = trainer.model
     val = answer_loss(peft_model, tok, validation, c.max_length)
     records.append({"step": c.max_steps, "val_loss": round(val, 4)})
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    (tmp / "README.md").unlink(missing_ok=True)                       # peft's empty model-card template
-    (tmp / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    shutil.rmtree(out_dir, ignore_errors=True); os.replace(tmp, out_dir)
+    with atomic_path(out_dir) as tmp:
+        peft_model.save_pretrained(tmp)
+        (tmp / "README.md").unlink(missing_ok=True)                   # peft's empty model-card template
+        (tmp / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     losses = [r["loss"] for r in records if "loss" in r][-5:]
     return TrainedExpert(out_dir, fingerprint, c.max_steps, sum(losses) / len(losses) if losses else float("nan"), val, time.perf_counter() - t0)
 

@@ -5,18 +5,21 @@
 # %% auto #0
 __all__ = ['FEEDBACK_KINDS', 'FEEDBACK_SCHEMA', 'REMEMBER_CUES', 'FIRST_PERSON_TR', 'FIRST_PERSON_EN', 'QUESTION_WORDS',
            'FIRST_PERSON_VERB_TR', 'CASE_ENDINGS', 'UNSOFTENED', 'VOWEL_DROPPED', 'NOT_FIRST_PERSON', 'IDIOMS',
-           'PREFERENCE_SCHEMA', 'utc_now', 'ConversationLog', 'append', 'read', 'FeedbackDB', 'record', 'rows',
-           'counts', 'preference_pairs', 'analyze_day', 'turkish_lemmas', 'first_person_tr', 'is_memorable',
-           'memorable_sentences', 'extract_facts', 'plot_day', 'write_report', 'new_preference_pairs',
-           'record_preference_run', 'completion_logprob', 'dpo_loss', 'train_dpo', 'night', 'cron_line']
+           'PREFERENCE_SCHEMA', 'utc_now', 'ConversationLog', 'FeedbackDB', 'analyze_day', 'turkish_lemmas',
+           'first_person_tr', 'is_memorable', 'memorable_sentences', 'extract_facts', 'plot_day', 'write_report',
+           'new_preference_pairs', 'record_preference_run', 'completion_logprob', 'dpo_loss', 'train_dpo', 'night',
+           'cron_line']
 
 # %% ../../nbs/assistant/39_lifecycle.ipynb #c4562d17
-import fcntl, json, os, shlex, sqlite3, sys, time, uuid
+import json, os, shlex, sqlite3, sys, time, uuid
 from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from fastcore.basics import patch
+from filelock import FileLock
 
 from ..config import data_home
 
@@ -43,11 +46,6 @@ class ConversationLog:
     def __repr__(self): return f"ConversationLog({str(self.dir)!r}, {len(self.files())} file(s))"
 
 # %% ../../nbs/assistant/39_lifecycle.ipynb #5beccf50
-def _locked(self: ConversationLog):
-    fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
 def _rotate(self: ConversationLog):
     if not self.path.exists() or self.path.stat().st_size < self.max_bytes: return
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -55,23 +53,23 @@ def _rotate(self: ConversationLog):
     if self.keep is not None:
         for old in sorted(self.dir.glob(f"{self.name}.*.jsonl"))[:-self.keep or None]: old.unlink()
 
+@patch
 def append(self: ConversationLog, record: dict) -> str:
     "Write one turn (a dict with at least session, user, assistant); returns its id once it is on disk."
     if not isinstance(record, dict): raise TypeError(f"a log record is a dict, got {type(record).__name__}")
     if missing := [k for k in self.required if k not in record]: raise ValueError(f"log record lacks {missing}")
     rec = {"id": uuid.uuid4().hex, "time": utc_now(), **record}
     line = (json.dumps(rec, ensure_ascii=False) + "\n").encode()   # raises on values JSON cannot hold, before anything is written
-    lock = _locked(self)
-    try:
+    with FileLock(str(self.lock_path)):                             # one writer at a time, across processes
         _rotate(self)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
             if self.durable: os.fsync(fd)
         finally: os.close(fd)
-    finally: os.close(lock)
     return rec["id"]
 
+@patch
 def read(self: ConversationLog, day: date | str | None = None) -> list[dict]:
     "All turns (of one UTC `day`, if given), oldest first; cut-short lines are skipped and counted in `broken_lines`."
     day = date.fromisoformat(day) if isinstance(day, str) else day
@@ -83,7 +81,7 @@ def read(self: ConversationLog, day: date | str | None = None) -> list[dict]:
             if day is None or datetime.fromisoformat(rec["time"]).date() == day: out.append(rec)
     return out
 
-ConversationLog.append, ConversationLog.read = append, read
+
 
 # %% ../../nbs/assistant/39_lifecycle.ipynb #aceeaf38
 def _append_forever(directory: str, session: str):
@@ -124,6 +122,7 @@ class FeedbackDB:
     def __repr__(self): return f"FeedbackDB({str(self.path)!r}, {self.counts()})"
 
 # %% ../../nbs/assistant/39_lifecycle.ipynb #7d39ca30
+@patch
 def record(self: FeedbackDB, kind: str, turn: dict, correction: str | None = None, source: str = "cli") -> int:
     "Store feedback `kind` ('good' | 'bad' | 'correction') on `turn`; returns the row id once committed."
     if kind not in FEEDBACK_KINDS: raise ValueError(f"feedback kind must be one of {FEEDBACK_KINDS}, got {kind!r}")
@@ -139,6 +138,7 @@ def record(self: FeedbackDB, kind: str, turn: dict, correction: str | None = Non
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     return cur.lastrowid
 
+@patch
 def rows(self: FeedbackDB, day: date | str | None = None, kind: str | None = None, expert: str | None = None) -> list[dict]:
     "Feedback rows (of one UTC `day`, one `kind`, one `expert`), oldest first."
     q, args = "SELECT * FROM feedback WHERE 1", []
@@ -147,17 +147,19 @@ def rows(self: FeedbackDB, day: date | str | None = None, kind: str | None = Non
     if expert is not None: q += " AND expert = ?"; args.append(expert)
     return [dict(r) for r in self.conn.execute(q + " ORDER BY id", args)]
 
+@patch
 def counts(self: FeedbackDB) -> dict:
     "Number of rows of each kind."
     found = dict(self.conn.execute("SELECT kind, count(*) FROM feedback GROUP BY kind").fetchall())
     return {k: found.get(k, 0) for k in FEEDBACK_KINDS}
 
+@patch
 def preference_pairs(self: FeedbackDB, expert: str | None = None, day=None) -> list[dict]:
     "Corrections as DPO pairs: prompt = the user's message, chosen = the correction, rejected = the assistant's answer."
     return [{"prompt": r["user"], "chosen": r["correction"], "rejected": r["assistant"], "expert": r["expert"], "id": r["id"]}
             for r in self.rows(day=day, kind="correction", expert=expert)]
 
-FeedbackDB.record, FeedbackDB.rows, FeedbackDB.counts, FeedbackDB.preference_pairs = record, rows, counts, preference_pairs
+
 
 # %% ../../nbs/assistant/39_lifecycle.ipynb #61f0a574
 def analyze_day(turns: list[dict], feedback: list[dict]) -> dict:

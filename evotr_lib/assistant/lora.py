@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import REPO_DIR, Config, seed_everything
+from ..config import Config, REPO_DIR, atomic_path, seed_everything
 from ..lm.data import ByteTokenizer, TokenDataset
 from ..mmrec.model import MMRecConfig, MMRecModel
 from .router import AdapterRegistry, AdapterSpec, load_registry
@@ -112,13 +112,11 @@ def train_lora(base: str | Path, config: LoRAConfig, out_dir: str | Path, work_d
         trainer = Trainer(peft_model, config.train_config(steps), _batch_fn(train, config.batch_size, config.seed), scratch, eval_batches=evals)
         records = trainer.fit()
         records.append({"step": trainer.step, "val_loss": trainer.evaluate()})
-        tmp = out_dir.with_name(out_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        peft_model.save_pretrained(tmp)
-        (tmp / "README.md").unlink(missing_ok=True)                   # peft's empty model-card template
-        shutil.copy(trainer.metrics_path, tmp / "metrics.jsonl")
-        with open(tmp / "metrics.jsonl", "a") as f: f.write(json.dumps(records[-1]) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True); tmp.rename(out_dir)
+        with atomic_path(out_dir) as tmp:
+            peft_model.save_pretrained(tmp)
+            (tmp / "README.md").unlink(missing_ok=True)               # peft's empty model-card template
+            shutil.copy(trainer.metrics_path, tmp / "metrics.jsonl")
+            with open(tmp / "metrics.jsonl", "a") as f: f.write(json.dumps(records[-1]) + "\n")
     return TrainedAdapter(out_dir, fingerprint, steps, records)
 
 # %% ../../nbs/assistant/33_lora.ipynb #97d85514

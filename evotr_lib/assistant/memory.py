@@ -31,7 +31,7 @@ from chromadb.config import Settings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from .base_model import MEMORY_HEADER, with_memories
-from ..config import LEXICON_DIR_ENV, REPO_DIR, Config, data_home, freedict_files
+from ..config import Config, LEXICON_DIR_ENV, REPO_DIR, atomic_write_text, data_home, freedict_files
 from ..lm.data import load_bpe
 from .router import CharNgramEmbedder, MiniLMEmbedder
 from ..text import EN_STOP_WORDS, TR_STOP_WORDS, WORD, clip_text, fold_diacritics, turkish_lower
@@ -505,8 +505,7 @@ class MemoryHandler:
 
     def _bump_generation(self):
         "Tell other processes that this embedded store changed (atomically)."
-        tmp = self._generation_file().with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(uuid.uuid4().hex); os.replace(tmp, self._generation_file())
+        atomic_write_text(self._generation_file(), uuid.uuid4().hex)
         self.generation = self._read_generation()
 
     def close(self):

@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import normalize
 from fastcore.basics import patch
 
-from ..config import REPO_DIR, Config, atomic_write_text
+from ..config import Config, REPO_DIR, atomic_path, atomic_write_text
 from ..text import clip_text, fold_diacritics, turkish_lower
 
 # %% ../../nbs/assistant/31_router.ipynb #7024e7e3
@@ -415,7 +415,7 @@ def save(self: Router, path: str | Path) -> Path:
             "config": self.config.to_dict(), "temperature": self.temperature, "training": self.training}
     for name, write in (("router.safetensors", lambda p: save_file(arrays, str(p))),
                         ("router.json", lambda p: p.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))):
-        tmp = path / (name + ".tmp"); write(tmp); os.replace(tmp, path / name)   # a crash never leaves a half-written file
+        with atomic_path(path / name) as tmp: write(tmp)                         # a crash never leaves a half-written file
     return path
 
 @patch(cls_method=True)

@@ -18,7 +18,7 @@ from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
 from .layer import MMRecBlock, MMRecLayerState
-from ..config import Config
+from ..config import Config, atomic_path, atomic_write_text
 
 # %% ../../nbs/mmrec/15_model.ipynb #96b1fe30
 @dataclass
@@ -198,11 +198,8 @@ def generate(self: MMRecModel, input_ids: Tensor, max_new_tokens: int = 64, temp
 def save_pretrained(self: MMRecModel, directory) -> Path:
     "Write config.json and model.safetensors into `directory`."
     d = Path(directory); d.mkdir(parents=True, exist_ok=True)
-    tmp = d / "model.safetensors.tmp"
-    save_model(self, str(tmp))
-    tmp.replace(d / "model.safetensors")
-    (d / "config.json.tmp").write_text(json.dumps({"model_type": "mmrec", **self.config.to_dict()}, indent=2) + "\n")
-    (d / "config.json.tmp").replace(d / "config.json")
+    with atomic_path(d / "model.safetensors") as tmp: save_model(self, str(tmp))
+    atomic_write_text(d / "config.json", json.dumps({"model_type": "mmrec", **self.config.to_dict()}, indent=2) + "\n")
     return d
 
 @patch(cls_method=True)

@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['TIERS', 'next_byte_entropy', 'patch_starts', 'calibrate_threshold', 'patch_ids', 'PSEConfig', 'PatchStreamEncoder',
-           'strip_diacritics', 'add_typos', 'char_error_rate', 'HMRConfig', 'HierarchicalMemoryRouter']
+           'strip_diacritics', 'add_typos', 'char_error_rate', 'HMRConfig', 'HierarchicalMemoryRouter',
+           'load_bench_result', 'show_bench_result', 'claims_ledger']
 
 # %% ../../nbs/pdclm/50_pse.ipynb #f2cbee20
-import math, random
+import json, math, random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config
+from ..config import REPO_DIR, Config
 from ..mmrec.memory_state import BankConfig, MemoryState
 from ..mmrec.model import MMRecConfig, MMRecModel
 from ..text import TR_LETTERS, fold_diacritics
@@ -242,3 +243,26 @@ class HierarchicalMemoryRouter:
         if len(sk) == 0 or len(lk) == 0: raise ValueError("as_memory_state needs a filled short tier and a filled mid or long tier")
         state = MemoryState(BankConfig(self.k_dim, self.v_dim, len(sk), dtype="float32"), BankConfig(self.k_dim, self.v_dim, len(lk), dtype="float32"))
         return state.update_state("short", sk, sv).update_state("long", lk, lv)
+
+# %% ../../nbs/pdclm/50_pse.ipynb #90f8a0ff
+def load_bench_result(part: str) -> dict:
+    "The JSON of `bench/pdclm.py --part <part>` in bench/results (a full-size run if there is one), with its file stem."
+    files = sorted((REPO_DIR / "bench" / "results").glob(f"pdclm_{part}_*.json"))
+    if not files: raise FileNotFoundError(f"no bench/results/pdclm_{part}_*.json: run python bench/pdclm.py --part {part}")
+    runs = [{**json.loads(f.read_text()), "stem": f.stem} for f in files]
+    return max(runs, key=lambda r: r["size"] == "full")
+
+def show_bench_result(part: str) -> dict:
+    "Display the table and plot of `bench/pdclm.py --part <part>` (in a notebook) and return its JSON."
+    from IPython.display import Image, Markdown, display
+    r = load_bench_result(part)
+    results = REPO_DIR / "bench" / "results"
+    display(Markdown((results / f"{r['stem']}.md").read_text().split("![")[0]))
+    display(Image(filename=str(results / f"{r['stem']}.png")))
+    return r
+
+def claims_ledger(rows) -> "IPython.display.Markdown":
+    "The claims table of a PD-CLM notebook, from (claim, experiment, result, verdict) rows."
+    from IPython.display import Markdown
+    head = ["| claim (seed) | experiment | result | verdict |", "|---|---|---|---|"]
+    return Markdown("\n".join(head + [f"| {' | '.join(r)} |" for r in rows]))
