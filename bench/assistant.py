@@ -31,7 +31,7 @@ EXPERTS = ("tr_chat", "python_coder")
 
 def speed(engine, repeats: int, new_tokens: int) -> dict:
     "First token and decode speed of a chat turn with memory context: a first turn (nothing cached) and the next turn (prefix cached)."
-    from evotr_lib.assistant.memory import with_memories
+    from evotr_lib.assistant.base_model import with_memories
     memories = ["Kedimin adı Pamuk.", "Kız kardeşim İzmir'de oturuyor.", "I work as a nurse at the city hospital."]
     history = [{"role": "user", "content": "Merhaba! Bugün biraz yorgunum."},
                {"role": "assistant", "content": "Merhaba! Yorgun olmana üzüldüm. Biraz dinlenmek iyi gelebilir; sana nasıl yardımcı olabilirim?"},
@@ -91,7 +91,7 @@ def held_out_losses(n: int) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from evotr_lib.assistant.expert_data import load_expert_data
     from evotr_lib.assistant.experts import answer_loss, base_model_path, GEMMA_BASE
-    from evotr_lib.assistant.router import load_registry
+    from evotr_lib.assistant.registry import load_registry
     torch.set_num_threads(cpu_threads())
     path = base_model_path(GEMMA_BASE)
     tok = AutoTokenizer.from_pretrained(path)
@@ -147,7 +147,7 @@ def main():
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     from evotr_lib.assistant.engine import LlamaCppEngine
-    from evotr_lib.assistant.router import load_registry
+    from evotr_lib.assistant.registry import load_registry
     needed = {"tr_chat"} if set(args.parts) & {"speed", "turkish", "facts"} else set()
     needed |= {"python_coder"} if "code" in args.parts else set()
     if missing := [e for e in sorted(needed) if not load_registry().adapter(e, "llamacpp")]:

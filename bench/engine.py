@@ -18,7 +18,7 @@ from evotr_lib.assistant.engine import MLXEngine, MMRecEngine, TransformersEngin
 from evotr_lib.assistant.lora import LoRAManager, domain_loss, model_fingerprint
 from evotr_lib.testing import random_lora, tiny_hf_model, tiny_lm
 from _common import machine as bench_machine, machine_slug, write_results
-from evotr_lib.assistant.router import AdapterRegistry, load_registry
+from evotr_lib.assistant.registry import AdapterRegistry, load_registry
 from evotr_lib.lm.train import DEFAULT_LM_DIR, load_lm
 
 EXPERTS = ("tr_chat", "python_coder")

@@ -48,7 +48,7 @@ def bulk_add(handler, texts: list[str], batch: int = 1000) -> float:
 
 
 def recall(handler, memories, queries) -> dict:
-    from evotr_lib.assistant.memory import recall_at
+    from evotr_lib.assistant.embedding import recall_at
     ids = {m["id"]: handler.add_memory(m["text"], {"set": "memory-set"}) for m in memories}
     out = {}
     for part, sel in (("same-language", [q for q in queries if not q["cross_lingual"]]),
@@ -79,7 +79,9 @@ def main():
     p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from evotr_lib.assistant.memory import MEMORY_SET_DIR, MemoryConfig, MemoryHandler, MemoryEmbedding, load_memory_set
+    from evotr_lib.assistant.memory import MemoryHandler
+    from evotr_lib.assistant.embedding import MEMORY_SET_DIR, MemoryEmbedding, load_memory_set
+    from evotr_lib.assistant.context import MemoryConfig
     sizes = [100, 200] if args.smoke else [int(s) for s in args.sizes.split(",")]
     n_distract = 50 if args.smoke else 1000
     memories, queries = load_memory_set()

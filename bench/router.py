@@ -41,7 +41,8 @@ def main():
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     import torch
-    from evotr_lib.assistant.router import INTENTS, Router, evaluate, load_intents
+    from evotr_lib.assistant.router import Router, evaluate, load_intents
+    from evotr_lib.assistant.registry import INTENTS
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter(); router = Router.load(args.model); load_s = time.perf_counter() - t0
 

@@ -9,7 +9,7 @@ import pexpect
 import pytest
 
 from evotr_lib.assistant.lifecycle import ConversationLog, FeedbackDB
-from evotr_lib.assistant.router import load_registry
+from evotr_lib.assistant.registry import load_registry
 from test_rag import free_port, heartbeat
 
 EVOTR = str(Path(sys.executable).with_name("evotr"))

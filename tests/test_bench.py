@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from evotr_lib.assistant.router import load_registry
+from evotr_lib.assistant.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

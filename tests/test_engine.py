@@ -10,7 +10,7 @@ from evotr_lib.assistant.engine import ContextOverflowWarning, MLXEngine, MMRecE
 from evotr_lib.testing import tiny_hf_model
 from evotr_lib.assistant.lora import AdapterError, ExpertChoice, ExpertFallbackWarning, model_fingerprint
 from evotr_lib.testing import random_lora, tiny_lm
-from evotr_lib.assistant.router import AdapterRegistry, load_registry
+from evotr_lib.assistant.registry import AdapterRegistry, load_registry
 from evotr_lib.lm.train import load_lm
 
 CONTEXT = 128

@@ -3,7 +3,7 @@ import json
 
 from evotr_lib.assistant.lifecycle import ConversationLog, FeedbackDB, new_preference_pairs
 from evotr_lib.assistant.preference import new_kto_rows, run_night
-from evotr_lib.assistant.router import load_registry
+from evotr_lib.assistant.registry import load_registry
 
 
 def test_run_night_empty_home(tmp_path):

@@ -30,20 +30,24 @@ class BankConfig(Config):
     def __post_init__(self):
         super().__post_init__()
         for name in ("k_dim", "v_dim", "num_slots"):
-            if getattr(self, name) <= 0: raise ValueError(f"BankConfig.{name} must be positive, got {getattr(self, name)}")
-        if any(b <= 0 for b in self.batch_shape): raise ValueError(f"BankConfig.batch_shape must be positive, got {self.batch_shape}")
+            if getattr(self, name) <= 0: raise ValueError(
+                f"BankConfig.{name} must be positive, got {getattr(self, name)}")
+        if any(b <= 0 for b in self.batch_shape): raise ValueError(
+            f"BankConfig.batch_shape must be positive, got {self.batch_shape}")
         self.dtype = str(resolve_dtype(self.dtype)).removeprefix("torch.")
 
 # %% ../../nbs/mmrec/10_memory_state.ipynb #9109caf3
 def _check_positive_ints(**kw):
     for name, v in kw.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(
+            f"{name} must be a positive int, got {v!r}")
 
 class MemoryBank:
     "Key/value memory slots: `k: (*batch_shape, num_slots, k_dim)`, `v: (*batch_shape, num_slots, v_dim)`."
     def __init__(self, k_dim: int, v_dim: int, num_slots: int, dtype: torch.dtype | str = torch.bfloat16,
                  device: torch.device | str | None = None, batch_shape: tuple[int, ...] = (),
-                 init: Literal["zeros", "normal"] = "zeros", std: float = 0.02, generator: torch.Generator | None = None):
+                 init: Literal["zeros", "normal"] = "zeros", std: float = 0.02,
+                 generator: torch.Generator | None = None):
         _check_positive_ints(k_dim=k_dim, v_dim=v_dim, num_slots=num_slots)
         batch_shape = tuple(batch_shape)
         _check_positive_ints(**{f"batch_shape[{i}]": b for i, b in enumerate(batch_shape)})
@@ -133,7 +137,8 @@ class MemoryState:
                 generator: torch.Generator | None = None) -> "MemoryState":
         "The model's layout: short-term `[B, L, D]`, long-term `[B, num_memories, M, mem_dim]`."
         short = BankConfig(model_dim, model_dim, seq_len, batch_shape=(batch_size,), dtype=dtype)
-        long = BankConfig(mem_dim, mem_dim, mem_slots, batch_shape=(batch_size, num_memories), dtype=dtype, init=long_init)
+        long = BankConfig(mem_dim, mem_dim, mem_slots, batch_shape=(batch_size, num_memories), dtype=dtype,
+                          init=long_init)
         return cls(short, long, device=device, generator=generator)
 
     def bank(self, bank_type: str) -> MemoryBank:
