@@ -146,7 +146,7 @@ def main():
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
     warnings.filterwarnings("ignore")
-    from evotr_lib.assistant.engine import LlamaCppEngine
+    from evotr_lib.assistant.llamacpp import LlamaCppEngine
     from evotr_lib.assistant.registry import load_registry
     needed = {"tr_chat"} if set(args.parts) & {"speed", "turkish", "facts"} else set()
     needed |= {"python_coder"} if "code" in args.parts else set()

@@ -125,7 +125,7 @@ def passkey_task(args, dev, machine, slug, out):
 
 def lm_run(kind, mm_over, lr, steps, size):
     "The RunConfig of one LM job; the GPT gets `gpt_like` the MM-Rec config (same width, layers added for equal parameters)."
-    from evotr_lib.lm.data import get_tokenizer
+    from evotr_lib.lm.tokenizers import get_tokenizer
     model_config = mm_over if kind == "mmrec" else gpt_like(MMRecConfig(**mm_over, vocab_size=get_tokenizer(size["tokenizer"]).vocab_size),
                                                             max_seq_len=size["seq_len"]).to_dict()
     return RunConfig(model=kind, corpus="tr+python", tokenizer=size["tokenizer"], seq_len=size["seq_len"], batch_size=size["batch_size"],

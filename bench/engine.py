@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from evotr_lib.lm.data import load_corpus
+from evotr_lib.lm.corpus import load_corpus
 from evotr_lib.assistant.engine import MLXEngine, MMRecEngine, TransformersEngine, mlx_fingerprint, train_mlx_lora
 from evotr_lib.assistant.lora import LoRAManager, domain_loss, model_fingerprint
 from evotr_lib.testing import random_lora, tiny_hf_model, tiny_lm

@@ -27,7 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from _common import machine as bench_machine, machine_slug, write_results
 from evotr_lib.config import seed_everything
-from evotr_lib.lm.data import TokenDataset, get_tokenizer, load_corpus
+from evotr_lib.lm.corpus import load_corpus
+from evotr_lib.lm.tokenizers import TokenDataset, get_tokenizer
 from evotr_lib.mmrec.model import MMRecConfig, MMRecModel
 from evotr_lib.pdclm.pse import (HMRConfig, HierarchicalMemoryRouter, PSEConfig, PatchStreamEncoder, add_typos, calibrate_threshold,
                            char_error_rate, next_byte_entropy, strip_diacritics)

@@ -25,7 +25,7 @@ from _common import ROOT, cpu_name, machine as bench_machine, machine_slug, writ
 
 def filler_texts(n: int) -> list[str]:
     "`n` distinct memory-sized texts from the corpus: sentences (30-200 chars), paired deterministically."
-    from evotr_lib.lm.data import load_corpus
+    from evotr_lib.lm.corpus import load_corpus
     sents = sorted({s.strip() for doc in load_corpus("tr+en", "train") for s in re.split(r"(?<=[.!?])\s+", doc) if 30 <= len(s.strip()) <= 200})
     rng = np.random.default_rng(0)
     texts = [sents[i] for i in rng.permutation(len(sents))[:n]]   # single sentences first, then distinct pairs

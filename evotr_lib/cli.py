@@ -156,7 +156,8 @@ def _cmd_eval(args) -> int:
     return 0
 
 def _cmd_chat(args) -> int:
-    from evotr_lib.assistant.orchestrator import Assistant, line_editing, run_chat
+    from evotr_lib.assistant.chat import line_editing, run_chat
+    from evotr_lib.assistant.orchestrator import Assistant
     backend = "mmrec" if args.base == "mmrec" else args.backend
     if args.base == "mmrec" and args.backend not in (None, "mmrec"): raise SystemExit(
         "evotr chat: --base mmrec runs on its own engine; leave out --backend")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .config import seed_everything
-from .lm.data import bpe_path
+from .lm.tokenizers import bpe_path
 from .mmrec.model import MMRecConfig, MMRecModel
 
 # %% ../nbs/29_testing.ipynb #a5cfef93

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evotr_lib.lm.data import load_corpus
+from evotr_lib.lm.corpus import load_corpus
 from evotr_lib.assistant.engine import ContextOverflowWarning, MLXEngine, MMRecEngine, TransformersEngine, mlx_fingerprint, train_mlx_lora
 from evotr_lib.testing import tiny_hf_model
 from evotr_lib.assistant.lora import AdapterError, ExpertChoice, ExpertFallbackWarning, model_fingerprint

@@ -8,13 +8,11 @@ __all__ = []
 # %% ../../nbs/assistant/index.ipynb #9c339ab9
 from ..config import lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {"AdapterRegistry": "registry", "load_registry": "registry",
-                                                        "Router": "router", "gemma_gguf": "base_model",
-                                                        "LoRAConfig": "lora", "LoRAManager": "lora",
-                                                        "ContextBuffer": "context", "MemoryConfig": "context",
-                                                        "Lexicon": "lexicon", "MemoryEmbedding": "embedding",
-                                                        "MemoryHandler": "memory", "MemoryManager": "memory",
-                                                        "Engine": "engine", "load_engine": "engine",
-                                                        "ConversationLog": "lifecycle", "FeedbackDB": "lifecycle",
-                                                        "Assistant": "orchestrator", "AssistantConfig": "orchestrator",
-                                                        "run_chat": "orchestrator", "run_night": "preference"})
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "AdapterRegistry": "registry", "load_registry": "registry", "Router": "router",
+    "gemma_gguf": "base_model", "LoRAConfig": "lora", "LoRAManager": "lora",
+    "ContextBuffer": "context", "MemoryConfig": "context", "Lexicon": "lexicon", "MemoryEmbedding": "embedding",
+    "MemoryHandler": "memory", "MemoryManager": "memory", "Engine": "engine", "load_engine": "engine",
+    "ConversationLog": "lifecycle", "FeedbackDB": "lifecycle",
+    "Assistant": "orchestrator", "AssistantConfig": "orchestrator", "run_chat": "chat", "chat_widget": "chat",
+    "run_night": "preference"})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import Config
-from ..lm.data import load_bpe
+from ..lm.tokenizers import load_bpe
 
 # %% ../../nbs/assistant/34a_context.ipynb #e716ee67
 EMBEDDING_KINDS = ("ngram", "minilm", "ngram+minilm")

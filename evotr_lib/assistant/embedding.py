@@ -18,7 +18,7 @@ from sklearn.preprocessing import normalize
 from ..config import REPO_DIR
 from .context import EMBEDDING_KINDS, MemoryConfig
 from .lexicon import Lexicon
-from .router import CharNgramEmbedder, MiniLMEmbedder
+from .features import CharNgramEmbedder, MiniLMEmbedder
 from ..text import clip_text, fold_diacritics, turkish_lower
 
 # %% ../../nbs/assistant/34c_embedding.ipynb #111e5a0e

@@ -28,18 +28,18 @@ from .base_model import MEMORY_HEADER, with_memories
 from ..config import Config, REPO_DIR, atomic_write_text, data_home
 
 # %% ../../nbs/assistant/36_expert_data.ipynb #0c91ec2a
-def _from_data(name: str):
-    "A function of `evotr_lib.lm.data`, imported on its first call."
+def _from_corpus(name: str):
+    "A function of `evotr_lib.lm.corpus`, imported on its first call."
     def call(*args, **kwargs):
-        from evotr_lib.lm import data
-        return getattr(data, name)(*args, **kwargs)
+        from evotr_lib.lm import corpus
+        return getattr(corpus, name)(*args, **kwargs)
     call.__name__ = call.__qualname__ = name
     return call
 
-detect_lang, normalize_prose, python_files, stdlib_dir = map(_from_data, ("detect_lang", "normalize_prose", "python_files", "stdlib_dir"))
+detect_lang, normalize_prose, python_files, stdlib_dir = map(_from_corpus, ("detect_lang", "normalize_prose", "python_files", "stdlib_dir"))
 
 def stable_unit(*parts: str) -> float:
-    "A deterministic number in [0, 1) from the sha256 of `parts` joined with '/' (as `evotr_lib.lm.data.stable_unit`)."
+    "A deterministic number in [0, 1) from the sha256 of `parts` joined with '/' (as `evotr_lib.lm.corpus.stable_unit`)."
     return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:8], "big") / 2**64
 
 # %% ../../nbs/assistant/36_expert_data.ipynb #8a94385f

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..config import Config, REPO_DIR, atomic_path, seed_everything
-from ..lm.data import ByteTokenizer, TokenDataset
+from ..lm.tokenizers import ByteTokenizer, TokenDataset
 from ..mmrec.model import MMRecConfig, MMRecModel
 from .registry import AdapterRegistry, AdapterSpec, load_registry
 from ..lm.tasks import total_nll
@@ -32,7 +32,7 @@ MMREC_LORA_TARGETS = ("W_kvz", "W_mem_k", "W_mem_v", "W_q", "W_k", "W_v", "W_o",
 class LoRAConfig(Config):
     """A LoRA expert: its adapter (rank, alpha, dropout, target modules) and its training (corpus, batches, steps,
     optimiser)."""
-    corpus: str = "tr"                      # `evotr_lib.lm.data.load_corpus` name of the expert's domain
+    corpus: str = "tr"                      # `evotr_lib.lm.corpus.load_corpus` name of the expert's domain
     rank: int = 8
     alpha: float = 16.0                     # the update is scaled by alpha / rank
     dropout: float = 0.05                   # dropout on the adapter's input, in training only

@@ -20,7 +20,7 @@ DEFAULT_REGISTRY_PATH = REPO_DIR / "adapters" / "registry.json"
 REGISTRY_SCHEMA_VERSION = 2
 REGISTRY_KEYS = ("schema_version", "fallback_expert", "experts", "intents")
 EXPERT_KEYS = ("description", "adapters")
-BACKENDS = ("llamacpp", "mmrec", "transformers", "mlx")   # the inference engines of 35_engine
+BACKENDS = ("llamacpp", "mmrec", "transformers", "mlx")   # the inference engines of 35a_engine
 ADAPTER_KEYS = ("path", "base_model", "base_fingerprint")
 
 @dataclass(frozen=True)

@@ -8,11 +8,10 @@ __all__ = []
 # %% ../../nbs/lm/index.ipynb #9bb4f59b
 from ..config import lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {"load_corpus": "data", "get_tokenizer": "data",
-                                                        "ByteTokenizer": "data", "BPETokenizer": "data",
-                                                        "TokenDataset": "data", "GPT": "gpt", "GPTConfig": "gpt",
-                                                        "gpt_like": "gpt", "bits_per_byte": "tasks", "mqar": "tasks",
-                                                        "mqar_accuracy": "tasks", "passkey": "tasks",
-                                                        "passkey_accuracy": "tasks", "TrainConfig": "train",
-                                                        "Trainer": "train", "RunConfig": "train", "train_lm": "train",
-                                                        "evaluate_bpb": "train", "load_lm": "train"})
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "load_corpus": "corpus", "get_tokenizer": "tokenizers", "ByteTokenizer": "tokenizers", "BPETokenizer": "tokenizers",
+    "TokenDataset": "tokenizers", "GPT": "gpt", "GPTConfig": "gpt", "gpt_like": "gpt",
+    "bits_per_byte": "tasks", "mqar": "tasks", "mqar_accuracy": "tasks", "passkey": "tasks",
+    "passkey_accuracy": "tasks",
+    "TrainConfig": "train", "Trainer": "train", "RunConfig": "train", "train_lm": "train", "evaluate_bpb": "train",
+    "load_lm": "train"})

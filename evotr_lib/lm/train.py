@@ -264,7 +264,7 @@ def plot_metrics(path, ax=None):
 
 # %% ../../nbs/lm/24_train.ipynb #ae4a2b93
 import itertools
-from .data import TokenDataset, get_tokenizer
+from .tokenizers import TokenDataset, get_tokenizer
 from .gpt import GPT, GPTConfig
 from ..mmrec.model import MMRecConfig, MMRecModel
 from .tasks import bits_per_byte, total_nll
@@ -343,7 +343,7 @@ def evaluate_bpb(out_dir, split: str = "test", corpus: str | None = None, batch_
 
 # %% ../../nbs/lm/24_train.ipynb #34e27f76
 from ..config import REPO_DIR
-from .data import ByteTokenizer, load_bpe
+from .tokenizers import ByteTokenizer, load_bpe
 
 DEFAULT_LM_DIR = REPO_DIR / "data" / "models" / "mmrec-default"
 
