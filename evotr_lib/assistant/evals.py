@@ -70,6 +70,7 @@ class TestResult:
     seconds: float
     __test__ = False   # not a pytest test class
 
+# %% ../../nbs/assistant/37_evals.ipynb #202e53c7
 MEMORY_LIMIT = 2**30          # bytes of address space for the child
 OUTPUT_LIMIT = 16 * 2**20     # bytes the child may write to one file
 RUNNER = """import sys
@@ -88,11 +89,13 @@ def _limits(cpu_seconds: int, memory: int):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     return apply
 
+# %% ../../nbs/assistant/37_evals.ipynb #2e5e08a6
 def _tail(path: Path, n: int = 8192) -> str:
     with open(path, "rb") as f:
         f.seek(max(0, f.seek(0, 2) - n))
         return f.read().decode("utf-8", "replace")
 
+# %% ../../nbs/assistant/37_evals.ipynb #c84b772d
 def _short_error(stderr: str, source: str) -> str:
     lines = [l for l in stderr.strip().splitlines() if l.strip()]
     if not lines: return "no error message"
@@ -103,6 +106,7 @@ def _short_error(stderr: str, source: str) -> str:
         if where and 0 < where[-1] <= len(src): last = f"AssertionError: {src[where[-1] - 1].strip()}"
     return last[:300]
 
+# %% ../../nbs/assistant/37_evals.ipynb #ab8c96d6
 def run_tests(code: str, tests: str, timeout: float = 5.0, memory: int = MEMORY_LIMIT) -> TestResult:
     """Run `code` followed by `tests` in a fresh, resource-limited `python -I` subprocess; passed when every test line
     runs without an error."""
@@ -235,6 +239,7 @@ def _prose(text: str) -> str:
     if code and _compiles(code) and code in text: text = text.replace(code, " ")
     return INLINE_CODE.sub(" ", text)
 
+# %% ../../nbs/assistant/37_evals.ipynb #c79b08a5
 @functools.cache
 def _lexicon() -> tuple[frozenset, frozenset]:
     """Folded core-lexicon words of 4+ letters, and the stems (words and -mak/-mek verb stems) a longer word may start
@@ -245,6 +250,7 @@ def _lexicon() -> tuple[frozenset, frozenset]:
         w for w in TR_STOP_WORDS if len(w) >= 4}
     return frozenset(words), frozenset(stems)
 
+# %% ../../nbs/assistant/37_evals.ipynb #142b39f1
 def _word_evidence(word: str) -> tuple[float, float, float]:
     "(Turkish, English, other) evidence of one lower-cased word."
     letters = set(word)
@@ -261,6 +267,7 @@ def _word_evidence(word: str) -> tuple[float, float, float]:
         folded[:k] in stems and folded[k:] not in EN_INFLECTION for k in range(4, len(folded))): tr = 0.5
     return tr, 0.0, 0.0
 
+# %% ../../nbs/assistant/37_evals.ipynb #ccd78f09
 def language_evidence(text: str) -> dict:
     """Summed per-word evidence for Turkish, English and other languages in the prose of `text` (its code left out), and
     its number of words."""
@@ -270,6 +277,7 @@ def language_evidence(text: str) -> dict:
     tr, en, other = (sum(e) for e in zip(*map(_word_evidence, words))) if words else (0.0, 0.0, 0.0)
     return {"tr": tr, "en": en, "other": other, "words": len(words)}
 
+# %% ../../nbs/assistant/37_evals.ipynb #c954a583
 def is_turkish(text: str, min_share: float = 0.3) -> bool:
     "Is `text` Turkish (rather than English or another language)? Works on Turkish typed without Turkish letters too."
     e = language_evidence(text)

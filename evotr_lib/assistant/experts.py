@@ -146,6 +146,7 @@ class TrainedExpert:
     val_loss: float            # `answer_loss` on the validation examples
     seconds: float
 
+# %% ../../nbs/assistant/38_experts.ipynb #5b5165d1
 def train_gemma_expert(train: list[dict], validation: list[dict], out_dir: str | Path,
                        config: GemmaExpertConfig | dict | None = None, base: str | Path | None = None,
                        log=print) -> TrainedExpert:
@@ -234,6 +235,7 @@ def base_model_path(name: str) -> Path:
     path = Path(name)
     return path if path.is_absolute() else REPO_DIR / path
 
+# %% ../../nbs/assistant/38_experts.ipynb #7b83d486
 @functools.cache
 def gemma_mlx_fingerprint() -> str:
     "The MLX fingerprint of Gemma's transformers copy as mlx-lm loads it (once per process)."
@@ -241,6 +243,7 @@ def gemma_mlx_fingerprint() -> str:
     from evotr_lib.assistant.engine import mlx_fingerprint
     return mlx_fingerprint(mlx_load(str(gemma_hf()))[0])
 
+# %% ../../nbs/assistant/38_experts.ipynb #da8f0343
 def register_gemma_expert(expert: str, trained: TrainedExpert,
                           registry: AdapterRegistry | str | Path | None = None) -> AdapterRegistry:
     "Convert a trained expert to GGUF and MLX beside it and register all three forms; returns the saved registry."
@@ -260,6 +263,7 @@ def register_gemma_expert(expert: str, trained: TrainedExpert,
     reg.save()
     return reg
 
+# %% ../../nbs/assistant/38_experts.ipynb #b47af784
 def train_expert(expert: str, registry: AdapterRegistry | str | Path | None = None, log=print) -> TrainedExpert:
     """Train `expert` on Gemma from `adapters/<expert>/gemma.json` and `data/experts/<expert>/`, then convert and
     register it."""

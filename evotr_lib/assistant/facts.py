@@ -53,11 +53,13 @@ def turkish_lemmas() -> frozenset:
     from evotr_lib.assistant.lexicon import CORE_LEXICON, read_word_list
     return frozenset(read_word_list(CORE_LEXICON))
 
+# %% ../../nbs/assistant/39a_facts.ipynb #3e68cca2
 def _noun(stem: str) -> bool:
     lemmas = turkish_lemmas()
     return stem in lemmas or VOWEL_DROPPED.get(stem) in lemmas or (
         stem[-1:] in UNSOFTENED and stem[:-1] + UNSOFTENED[stem[-1]] in lemmas)
 
+# %% ../../nbs/assistant/39a_facts.ipynb #98436330
 def first_person_tr(word: str) -> bool:
     """A Turkish word (lowercased) in the first person: a verb ending (-yorum, -dım, -diğim, -acağım, -yoruz, ...) or a
     noun with the possessive -(ı)m or -(ı)mız."""
@@ -75,6 +77,7 @@ def first_person_tr(word: str) -> bool:
             if (stem[-1] in "ıiuü" and _noun(stem[:-1])) or (stem[-1] in "aeıioöuü" and _noun(stem)): return True
     return False
 
+# %% ../../nbs/assistant/39a_facts.ipynb #381709b5
 def is_memorable(sentence: str) -> bool:
     "A declarative first-person statement, or one with an explicit remember cue; never a question."
     from evotr_lib.text import turkish_lower
@@ -85,11 +88,13 @@ def is_memorable(sentence: str) -> bool:
     return (any(c in s for c in REMEMBER_CUES) or bool(FIRST_PERSON_TR.search(s) or FIRST_PERSON_EN.search(sentence))
             or any(first_person_tr(w) for w in re.findall(r"[\w']+", s)))
 
+# %% ../../nbs/assistant/39a_facts.ipynb #0d438bd3
 def memorable_sentences(text: str) -> list[str]:
     "The sentences of a message that are worth keeping as facts about the person (`is_memorable`)."
     from evotr_lib.text import split_sentences
     return [s for s in split_sentences(text) if is_memorable(s)]
 
+# %% ../../nbs/assistant/39a_facts.ipynb #9ad5877e
 def extract_facts(turns: list[dict], feedback: list[dict]) -> list[dict]:
     "Memories worth filing: corrections (question -> answer) and memorable user statements, with their provenance."
     facts = [

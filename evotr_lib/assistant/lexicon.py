@@ -31,6 +31,7 @@ def read_word_list(path: Path) -> dict[str, list[str]]:
         words += [w for w in dict.fromkeys(e.strip().lower() for e in en.split(",")) if w and w not in words]
     return out
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #4cc692c7
 DICTD_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 def dictd_number(digits: str) -> int:
@@ -39,6 +40,7 @@ def dictd_number(digits: str) -> int:
     for ch in digits: n = n * 64 + DICTD_DIGITS.index(ch)
     return n
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #f9a6cf23
 def read_dictd(index: Path, data: Path):
     "The `(headword, definition)` entries of a dictd dictionary, in index order, without its `00-database` entries."
     raw = (gzip.open if str(data).endswith(".dz") else open)(data, "rb").read()
@@ -48,6 +50,7 @@ def read_dictd(index: Path, data: Path):
         start = dictd_number(offset)
         yield head, raw[start:start + dictd_number(size)].decode("utf-8")
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #7e18fc5c
 SHORT_TRANSLATION = re.compile(r"[^\W\d_]{2,}(?: [^\W\d_]+)?")
 
 def definition_words(definition: str) -> list[tuple[int, str]]:
@@ -63,6 +66,7 @@ def definition_words(definition: str) -> list[tuple[int, str]]:
         if words: sense += 1; out += [(sense, w) for w in words]
     return out
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #998c8b2f
 def sense_words(text: str) -> list[str]:
     items = (turkish_lower(" ".join(item.replace(".", " ").split())) for item in re.split(r"[,;:]", text))
     return [item for item in items if SHORT_TRANSLATION.fullmatch(item)]
@@ -78,12 +82,14 @@ def with_verb_stems(tr_en: dict[str, list[str]], min_stem: int) -> dict[str, lis
         if tr.endswith(("mak", "mek")) and len(tr) - 3 >= min_stem: out.setdefault(tr[:-3], en)
     return out
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #23122203
 def file_digest(*paths: Path) -> str:
     "A short hash of the files' bytes."
     h = hashlib.sha1()
     for p in paths: h.update(Path(p).read_bytes())
     return h.hexdigest()[:10]
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #6e4c01d5
 class Lexicon:
     "Turkish <-> English word translations for bilingual memory embeddings; what it lacks is looked up in `fallback`."
     def __init__(self, en_tr: dict[str, list[str]], tr_en: dict[str, list[str]], source: str = "",
@@ -167,6 +173,7 @@ def english(self: Lexicon, word: str) -> list[str]:
         if found := next((lex.en_tr[f] for f in forms if f in lex.en_tr), None): return found
     return []
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #72ec362a
 @patch
 def _turkish_entry(self: Lexicon, stem: str, folded: bool) -> list[str]:
     "The translations of `stem` or its unsoftened form, exactly or (`folded`) without Turkish letters."
@@ -176,6 +183,7 @@ def _turkish_entry(self: Lexicon, stem: str, folded: bool) -> list[str]:
         if folded and (f := fold_diacritics(s)) in self.tr_folded: return self.tr_en[self.tr_folded[f]]
     return []
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #ca0bd1a9
 @patch
 def turkish(self: Lexicon, word: str, max_suffix: int = 8) -> list[str]:
     """English translations of a Turkish word: the whole word in any lexicon of the chain, else its longest stem,
@@ -192,12 +200,14 @@ def turkish(self: Lexicon, word: str, max_suffix: int = 8) -> list[str]:
             if found := lex._turkish_entry(w[:n], folded): return found
     return []
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #c67d7a5e
 @patch
 def is_english(self: Lexicon, words: list[str]) -> bool:
     "Whether most (60%) of `words` are English: stop words or dictionary words, in ASCII."
     hits = sum(w.isascii() and (w.lower() in EN_STOP_WORDS or bool(self.english(w))) for w in words)
     return hits >= 0.6 * len(words)
 
+# %% ../../nbs/assistant/34b_lexicon.ipynb #56010562
 @patch
 def translate(self: Lexicon, text: str, per_word: int = 1) -> str:
     "The first `per_word` translations of each content word of `text`, into the other language (English <-> Turkish)."

@@ -141,6 +141,7 @@ def record(self: FeedbackDB, kind: str, turn: dict, correction: str | None = Non
     )
     return cur.lastrowid
 
+# %% ../../nbs/assistant/39b_lifecycle.ipynb #49cdde01
 @patch
 def rows(self: FeedbackDB, day: date | str | None = None, kind: str | None = None,
          expert: str | None = None) -> list[dict]:
@@ -151,12 +152,14 @@ def rows(self: FeedbackDB, day: date | str | None = None, kind: str | None = Non
     if expert is not None: q += " AND expert = ?"; args.append(expert)
     return [dict(r) for r in self.conn.execute(q + " ORDER BY id", args)]
 
+# %% ../../nbs/assistant/39b_lifecycle.ipynb #6c4d937e
 @patch
 def counts(self: FeedbackDB) -> dict:
     "Number of rows of each kind."
     found = dict(self.conn.execute("SELECT kind, count(*) FROM feedback GROUP BY kind").fetchall())
     return {k: found.get(k, 0) for k in FEEDBACK_KINDS}
 
+# %% ../../nbs/assistant/39b_lifecycle.ipynb #a6270d03
 @patch
 def preference_pairs(self: FeedbackDB, expert: str | None = None, day=None) -> list[dict]:
     "Corrections as DPO pairs: prompt = the user's message, chosen = the correction, rejected = the assistant's answer."
@@ -211,9 +214,11 @@ def plot_day(stats: dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=90); plt.close(fig)
     return Path(path)
 
+# %% ../../nbs/assistant/39b_lifecycle.ipynb #7b2e83b2
 def _table(d: dict, key: str, value: str) -> list[str]:
     return [f"| {key} | {value} |", "|---|---|", *(f"| {k} | {v} |" for k, v in d.items())] if d else ["(none)"]
 
+# %% ../../nbs/assistant/39b_lifecycle.ipynb #8255b699
 def write_report(day, stats: dict, out_dir, filed: list[dict] = (), training: list[dict] = ()) -> Path:
     "Write `night-<day>.md` (+ its figure) into `out_dir`; returns the markdown path."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,7 @@ def common_prefix(a, b) -> int:
         n += 1
     return n
 
+# %% ../../nbs/assistant/35b_llamacpp.ipynb #d4254c0f
 class LlamaCppEngine(Engine):
     """A GGUF model in llama.cpp (default: Gemma 3 270M), with the `llamacpp` (GGUF LoRA) experts of `registry` and
     prompt-prefix caching."""

@@ -195,6 +195,7 @@ def _hits(res: dict) -> list[MemoryHit]:
     return [MemoryHit(i, d, m or {}, 1.0 - float(dist))
             for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
 
+# %% ../../nbs/assistant/34d_memory.ipynb #735a2f3e
 @patch
 def add_memory(self: MemoryHandler, text: str, metadata: dict | None = None, memory_type: str = "memory") -> str:
     "Store a memory; returns its id (the existing id when the same text, up to `text_key`, of the same type is stored)."
@@ -220,6 +221,7 @@ def add_memory(self: MemoryHandler, text: str, metadata: dict | None = None, mem
         return new_id
     return self._write(write)
 
+# %% ../../nbs/assistant/34d_memory.ipynb #9c681861
 @patch
 def add_conversation(self: MemoryHandler, user: str, assistant: str, intent: str | None = None) -> str:
     "Store a conversation turn (type 'conversation', with its intent); returns its id."
@@ -229,6 +231,7 @@ def add_conversation(self: MemoryHandler, user: str, assistant: str, intent: str
     meta = {"intent": check_text(intent, 64, "intent")} if intent is not None else {}
     return self.add_memory(f"User: {user}\nAssistant: {assistant}", meta, memory_type="conversation")
 
+# %% ../../nbs/assistant/34d_memory.ipynb #ac47f9e5
 @patch
 def search(self: MemoryHandler, query: str, top_k: int = 3, memory_type: str | None = None) -> list[MemoryHit]:
     """The `top_k` memories most similar to `query` (optionally of one type), best first, with `.score` the cosine
@@ -244,6 +247,7 @@ def search(self: MemoryHandler, query: str, top_k: int = 3, memory_type: str | N
                                 include=["documents", "metadatas", "distances"])
     return _hits(res)
 
+# %% ../../nbs/assistant/34d_memory.ipynb #cd710850
 @patch
 def get(self: MemoryHandler, ids: list[str] | None = None) -> list[MemoryHit]:
     "The stored memories with these ids (all memories when None), in store order; missing ids are left out."
@@ -251,6 +255,7 @@ def get(self: MemoryHandler, ids: list[str] | None = None) -> list[MemoryHit]:
     res = self.collection.get(ids=ids, include=["documents", "metadatas"])
     return [MemoryHit(i, d, m or {}) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
 
+# %% ../../nbs/assistant/34d_memory.ipynb #f7b55283
 @patch
 def delete(self: MemoryHandler, memory_id: str) -> None:
     "Remove one memory; KeyError if there is none with this id."
@@ -260,6 +265,7 @@ def delete(self: MemoryHandler, memory_id: str) -> None:
         self.collection.delete(ids=[memory_id])
     self._write(write)
 
+# %% ../../nbs/assistant/34d_memory.ipynb #0237e99b
 @patch
 def clear_all(self: MemoryHandler) -> int:
     "Remove every memory (the collection is recreated empty); returns how many there were."
@@ -270,6 +276,7 @@ def clear_all(self: MemoryHandler) -> int:
         return n
     return self._write(write)
 
+# %% ../../nbs/assistant/34d_memory.ipynb #7ac35567
 @patch
 def get_stats(self: MemoryHandler) -> dict:
     "How many memories of each type, where they are, and the embedding."

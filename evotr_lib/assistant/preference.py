@@ -74,6 +74,7 @@ def record_kto_run(db: FeedbackDB, expert: str, rows: list[dict], result: dict) 
 def _losses(trainer) -> list[float]:
     return [h["loss"] for h in trainer.state.log_history if "loss" in h]
 
+# %% ../../nbs/assistant/41b_preference.ipynb #81e65434
 def _trl_args(config_cls, model, out_dir, lr: float, epochs: int, batch_size: int, max_length: int, **kw):
     import torch
     bf16 = model.get_base_model().dtype == torch.bfloat16               # TRL's default is bf16 autocast; for an fp32
@@ -83,6 +84,7 @@ def _trl_args(config_cls, model, out_dir, lr: float, epochs: int, batch_size: in
                       save_strategy="no", use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0, bf16=bf16,
                       **kw)
 
+# %% ../../nbs/assistant/41b_preference.ipynb #90daa533
 def dpo_trainer(model, tokenizer, pairs: list[dict], out_dir, beta: float = 0.1, lr: float = 5e-5, epochs: int = 3,
                 batch_size: int = 2, max_length: int = 256, sft_weight: float = 1.0):
     """TRL's DPOTrainer on the peft `model` (its `default` adapter trains; TRL copies it as the frozen reference) for
@@ -98,6 +100,7 @@ def dpo_trainer(model, tokenizer, pairs: list[dict], out_dir, beta: float = 0.1,
                                                                       # stdout
     return trainer
 
+# %% ../../nbs/assistant/41b_preference.ipynb #2b64d604
 def kto_trainer(model, tokenizer, examples: list[dict], out_dir, beta: float = 0.1, lr: float = 5e-5, epochs: int = 3,
                 batch_size: int = 4, max_length: int = 256):
     """TRL's KTOTrainer on the peft `model` (reference: a frozen copy of its adapter) for unpaired `examples`
@@ -114,6 +117,7 @@ def kto_trainer(model, tokenizer, examples: list[dict], out_dir, beta: float = 0
     trainer.remove_callback(PrinterCallback)
     return trainer
 
+# %% ../../nbs/assistant/41b_preference.ipynb #786584b6
 def fit(trainer) -> list[float]:
     "Train, then drop TRL's frozen `ref` copy of the adapter; returns the logged losses."
     trainer.train()
@@ -133,6 +137,7 @@ def replay_turns(log: ConversationLog, feedback: FeedbackDB, expert: str, day=No
     items = list(turns.values())
     return (sorted(items, key=lambda t: t["correction"] is None))[:limit]
 
+# %% ../../nbs/assistant/41b_preference.ipynb #659b73a5
 def replay_score(expert, turns: list[dict], max_tokens: int = 48) -> dict:
     """Re-answer `turns` with `expert`: how many answers are sound (not degenerate, the question's language), how likely
     the corrections are."""
@@ -145,6 +150,7 @@ def replay_score(expert, turns: list[dict], max_tokens: int = 48) -> dict:
     return {"turns": len(turns), "sound": sound, "corrected": len(logps),
             "correction_logprob": round(sum(logps) / len(logps), 4) if logps else None}
 
+# %% ../../nbs/assistant/41b_preference.ipynb #336a6c84
 def gate(before: dict, after: dict, tolerance: float = 0.01, max_sound_drop: int = 0) -> list[str]:
     """Why the update measured `after` is worse than the expert measured `before` ({'val_loss', 'replay'}); empty: keep
     it."""
@@ -176,7 +182,7 @@ def next_version(folder: Path, prefix: str) -> int:
         default=0,
     )
 
-
+# %% ../../nbs/assistant/41b_preference.ipynb #4a7c70c8
 def register_update(registry, expert, method: str, gguf_base: str | Path | None = None):
     """Save the trained `expert` as a new adapter version, register it (and, for a Gemma expert, its GGUF form for
     llama.cpp); (registry, folder, gguf folder)."""
@@ -219,6 +225,7 @@ def expert_backend(registry, expert: str, backend: str = "auto") -> str:
         )
     return "transformers" if "transformers" in options else options[0]
 
+# %% ../../nbs/assistant/41b_preference.ipynb #3f3f7768
 def load_expert(registry, expert: str, backend: str = "auto", val_examples: int = 16, max_length: int = 256,
                 val_batches: int = 4):
     "The `expert`'s adapter for `backend`, loaded for preference training (a TransformersExpert or MMRecExpert)."
@@ -231,15 +238,18 @@ def load_expert(registry, expert: str, backend: str = "auto", val_examples: int 
     cfg = LoRAConfig.load(cfg_path)
     return MMRecExpert(spec, cfg.corpus, cfg.seq_len, val_batches)
 
+# %% ../../nbs/assistant/41b_preference.ipynb #3c5cbdfe
 def _measure(expert, turns, replay_tokens) -> dict:
     return {"val_loss": round(expert.val_loss(), 4), "replay": replay_score(expert, turns, replay_tokens)}
 
+# %% ../../nbs/assistant/41b_preference.ipynb #ea53446d
 def _replay_text(before: dict, after: dict) -> str:
     b, a = before["replay"], after["replay"]
     text = f"replay of {b['turns']} turns: {b['sound']} -> {a['sound']} sound answers"
     return text + (f", correction log-lik {b['correction_logprob']:.3f} -> {a['correction_logprob']:.3f}/token" if b[
         "corrected"] else "")
 
+# %% ../../nbs/assistant/41b_preference.ipynb #872bc6c0
 def preference_trainer(backend: str = "auto", registry=None, method: str = "dpo", replay=None, beta: float = 0.1,
                        lr: float | None = None, epochs: int = 3, tolerance: float = 0.01, val_examples: int = 16,
                        val_batches: int = 4, max_length: int = 256, replay_tokens: int = 48, max_sound_drop: int = 0,

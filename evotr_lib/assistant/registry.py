@@ -33,6 +33,7 @@ class AdapterSpec:
     base_fingerprint: str  # "sha256:<hex>" of the base weights (`evotr_lib.assistant.lora.model_fingerprint`), checked
                            # when loading
 
+# %% ../../nbs/assistant/30_registry.ipynb #747a4c75
 @dataclass(frozen=True)
 class AdapterRegistry:
     "The experts, their adapters per backend and the intent -> expert mapping, as read from `adapters/registry.json`."
@@ -127,6 +128,7 @@ class AdapterRegistry:
         return atomic_write_text(self.source if path is None else path,
                                  json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
+# %% ../../nbs/assistant/30_registry.ipynb #94fecfe3
 def load_registry(path: str | Path | None = None) -> AdapterRegistry:
     "Read and validate the adapter registry (default: `adapters/registry.json` of the checkout)."
     path = DEFAULT_REGISTRY_PATH if path is None else Path(path)

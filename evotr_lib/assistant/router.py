@@ -43,6 +43,7 @@ class IntentExample:
             f"unknown intent {self.intent!r}; the intents are {list(INTENTS)}")
         if not isinstance(self.lang, str): raise ValueError(f"lang must be a string, got {self.lang!r}")
 
+# %% ../../nbs/assistant/31b_router.ipynb #4a928d01
 def load_intents(path: str | Path) -> list[IntentExample]:
     "Read a JSON-lines file of intent examples (`text`, `intent`, optional `lang`)."
     path = Path(path); examples = []
@@ -56,6 +57,7 @@ def load_intents(path: str | Path) -> list[IntentExample]:
         except ValueError as e: raise ValueError(f"{path}:{n}: {e}") from e   # JSONDecodeError is a ValueError
     return examples
 
+# %% ../../nbs/assistant/31b_router.ipynb #c2122635
 def as_examples(dataset) -> list[IntentExample]:
     "Intent examples from a JSON-lines path, or from an iterable of `IntentExample`s, dicts or (text, intent) pairs."
     if isinstance(dataset, (str, Path)): return load_intents(dataset)
@@ -150,10 +152,12 @@ class RouterPrediction:
     expert: str
     fallback: bool
 
+# %% ../../nbs/assistant/31b_router.ipynb #97a4491e
 def dataset_fingerprint(examples: list[IntentExample]) -> str:
     "SHA-256 of the (text, intent) pairs in order: which data a router was trained on."
     return hashlib.sha256(json.dumps([[e.text, e.intent] for e in examples], ensure_ascii=False).encode()).hexdigest()
 
+# %% ../../nbs/assistant/31b_router.ipynb #b3c716f4
 class Router:
     "Intent classifier + calibrated confidence + threshold + adapter registry: `predict(text) -> RouterPrediction`."
     def __init__(self, config: RouterConfig, embedders: list[Embedder], coef: np.ndarray, intercept: np.ndarray,
@@ -256,6 +260,7 @@ def save(self: Router, path: str | Path) -> Path:
                                                                                  # file
     return path
 
+# %% ../../nbs/assistant/31b_router.ipynb #ab473256
 @patch(cls_method=True)
 def load(cls: Router, path: str | Path | None = None, registry: AdapterRegistry | str | Path | None = None,
          threshold: float | None = None) -> Router:

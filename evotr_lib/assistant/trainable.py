@@ -22,6 +22,7 @@ def _check_base(model, spec):
     if model_fingerprint(model) != spec.base_fingerprint: raise ValueError(
         f"the base model {spec.base_model} is not the one {spec.expert!r} was trained on")
 
+# %% ../../nbs/assistant/41a_trainable.ipynb #dd1b6271
 class TransformersExpert:
     "A transformers expert (peft LoRA on a causal LM with a chat template), trainable, with what the gate measures."
     backend = "transformers"

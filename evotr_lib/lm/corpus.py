@@ -255,6 +255,7 @@ def build_corpus(roots: dict, out_dir: Path, cfg: DataConfig = DataConfig(), ver
     (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return manifest
 
+# %% ../../nbs/lm/20_corpus.ipynb #f5126c8e
 def fetch_help(lang: str, workdir: Path) -> tuple[Path, str]:
     "Download and unpack the LibreOffice help package for `lang`: (its help `text/` folder, package version)."
     if lang not in HELP_PACKAGES: raise ValueError(f"Unknown help language {lang!r}; valid: {list(HELP_PACKAGES)}")
@@ -273,6 +274,7 @@ def fetch_help(lang: str, workdir: Path) -> tuple[Path, str]:
     subprocess.run(["dpkg", "-x", str(deb), str(workdir / pkg)], check=True)
     return next((workdir / pkg).glob("usr/share/libreoffice/help/*/text")), version
 
+# %% ../../nbs/lm/20_corpus.ipynb #4d0db27c
 def rebuild_corpus(out_dir: Path | None = None, cfg: DataConfig = DataConfig(), workdir: Path | None = None) -> dict:
     "Rebuild the committed corpus from the stdlib and freshly downloaded help packages (slow; needs apt and dpkg)."
     workdir = Path(workdir) if workdir else data_home("cache", "debs")

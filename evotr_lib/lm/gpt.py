@@ -39,6 +39,7 @@ class GPTConfig(Config):
     @property
     def hidden(self) -> int: return self.mlp_hidden or 64 * math.ceil(8 * self.model_dim / 3 / 64)
 
+# %% ../../nbs/lm/22_gpt.ipynb #fcaf2cdd
 class GPTBlock(nn.Module):
     "Pre-norm causal self-attention + SwiGLU MLP."
     def __init__(self, dim: int, heads: int, mlp_hidden: int, eps: float = 1e-5):
@@ -56,6 +57,7 @@ class GPTBlock(nn.Module):
         a, b = self.W_up(self.norm2(x)).chunk(2, -1)
         return x + self.W_down(F.silu(a) * b)
 
+# %% ../../nbs/lm/22_gpt.ipynb #4fbf849d
 class GPT(nn.Module):
     "A nanoGPT-style language model: token ids (B, L) -> logits (B, L, vocab_size)."
     def __init__(self, config: GPTConfig):

@@ -37,6 +37,7 @@ def _tokenizers():
         raise ImportError("The BPE path needs Hugging Face tokenizers: pip install 'tokenizers>=0.19'") from e
     return tokenizers
 
+# %% ../../nbs/lm/21_tokenizers.ipynb #50ae47ac
 class BPETokenizer:
     "A byte-level BPE `tokenizers.Tokenizer` with the `ByteTokenizer` interface."
     def __init__(self, tok):
@@ -53,6 +54,7 @@ class BPETokenizer:
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); self.tok.save(str(path)); return path
     def __repr__(self): return f"BPETokenizer(vocab_size={self.vocab_size})"
 
+# %% ../../nbs/lm/21_tokenizers.ipynb #8b8931e1
 def train_bpe(texts, vocab_size: int = 8192, path: Path | None = None, min_frequency: int = 2) -> BPETokenizer:
     "Train a byte-level BPE of `vocab_size` (>= 257: the 256 bytes and `DOC_SEP`) on `texts`; save to `path` if given."
     if not isinstance(vocab_size, int) or vocab_size < 257: raise ValueError(
@@ -68,10 +70,12 @@ def train_bpe(texts, vocab_size: int = 8192, path: Path | None = None, min_frequ
     if path is not None: bpe.save(path)
     return bpe
 
+# %% ../../nbs/lm/21_tokenizers.ipynb #7dacd685
 def bpe_path(vocab_size: int = 8192) -> Path:
     "The committed BPE tokenizer file of `vocab_size`."
     return REPO_DIR / "data" / "tokenizers" / f"bpe{vocab_size}" / "tokenizer.json"
 
+# %% ../../nbs/lm/21_tokenizers.ipynb #775b4d23
 def load_bpe(path: Path | int = 8192) -> BPETokenizer:
     "Load a saved BPE tokenizer from a `tokenizer.json` path, or the committed one of a vocab size (no network)."
     path = bpe_path(path) if isinstance(path, int) else Path(path)
@@ -79,6 +83,7 @@ def load_bpe(path: Path | int = 8192) -> BPETokenizer:
         f"No tokenizer at {path}; train one with train_bpe(texts, vocab_size, path)")
     return BPETokenizer(_tokenizers().Tokenizer.from_file(str(path)))
 
+# %% ../../nbs/lm/21_tokenizers.ipynb #d8baa46b
 def get_tokenizer(name: str):
     "'byte' -> `ByteTokenizer`, 'bpe8192' (any committed vocab size) -> the committed BPE."
     if name == "byte": return ByteTokenizer()

@@ -206,6 +206,7 @@ def save_checkpoint(self: Trainer) -> Path:
     if self.distributed: dist.barrier()
     return path
 
+# %% ../../nbs/lm/24_train.ipynb #bd0843f8
 @patch
 def load_checkpoint(self: Trainer, path=None) -> "Trainer":
     "Restore weights, optimizer, scheduler, RNGs and step from `path` (default: the latest checkpoint in out_dir)."
@@ -228,6 +229,7 @@ def load_checkpoint(self: Trainer, path=None) -> "Trainer":
     self.step = meta["step"]
     return self
 
+# %% ../../nbs/lm/24_train.ipynb #32dbfbdf
 @patch
 def fit(self: Trainer, until: int | None = None) -> list[dict]:
     "Train from `self.step` to `until` (default: max_steps), then checkpoint; returns this call's logged records."
@@ -284,6 +286,7 @@ class RunConfig(Config):
     @property
     def train_config(self) -> TrainConfig: return TrainConfig.from_dict(self.train or {})
 
+# %% ../../nbs/lm/24_train.ipynb #788ffc0b
 def build_model(run: RunConfig, vocab_size: int) -> nn.Module:
     "The run's model, freshly initialised (seeded by the run's seed)."
     seed_everything(run.train_config.seed)
@@ -291,10 +294,12 @@ def build_model(run: RunConfig, vocab_size: int) -> nn.Module:
     if run.model == "mmrec": return MMRecModel(MMRecConfig.from_dict(overrides))
     return GPT(GPTConfig.from_dict({"max_seq_len": run.seq_len, **overrides}))
 
+# %% ../../nbs/lm/24_train.ipynb #8e76fe25
 def _batch_fn(ds: TokenDataset, batch_size: int, seed: int):
     return lambda step, micro: ds.sample(batch_size,
                                          torch.Generator().manual_seed(hash((seed, step, micro)) & 0x7FFF_FFFF_FFFF))
 
+# %% ../../nbs/lm/24_train.ipynb #88435ee3
 def train_lm(run: RunConfig, out_dir, resume: bool = False, until: int | None = None,
              device: str | None = None) -> Trainer:
     """Train (or with `resume`, continue) the run in `out_dir` up to step `until` (default: max_steps); returns the
@@ -318,6 +323,7 @@ def train_lm(run: RunConfig, out_dir, resume: bool = False, until: int | None = 
     trainer.fit(until)
     return trainer
 
+# %% ../../nbs/lm/24_train.ipynb #5ca99c2b
 def load_run(out_dir, device: str | None = None):
     "(model, tokenizer, RunConfig) of a trained run, with the weights of its latest checkpoint."
     out = Path(out_dir)
@@ -330,6 +336,7 @@ def load_run(out_dir, device: str | None = None):
     load_model(model, str(ckpt / "model.safetensors"), device=str(device or "cpu"))
     return model.to(device or "cpu").eval(), tok, run
 
+# %% ../../nbs/lm/24_train.ipynb #89bfa052
 def evaluate_bpb(out_dir, split: str = "test", corpus: str | None = None, batch_size: int = 16,
                  max_batches: int | None = None) -> dict:
     """Bits per byte of a trained run on `split` of its corpus (or of `corpus`); `max_batches` limits it to the first

@@ -66,6 +66,7 @@ class MMRecLayerState:
         self.h = self.h.detach(); self.memory.detach()
         return self
 
+# %% ../../nbs/mmrec/14_layer.ipynb #2ede68cb
 GateMode = Literal["input", "state"]
 
 class MMRecBlock(nn.Module):
@@ -182,6 +183,7 @@ def _recurrence(self: MMRecBlock, gamma: Tensor, z: Tensor, h0: Tensor) -> Tenso
         hs.append(h)
     return torch.stack(hs, 1)
 
+# %% ../../nbs/mmrec/14_layer.ipynb #8097a042
 @patch
 def forward(self: MMRecBlock, x: Tensor, state: MMRecLayerState | None = None) -> tuple[Tensor, MMRecLayerState]:
     "x (B, L, D) -> (y (B, L, D), state after the last token). A None state starts fresh."

@@ -42,6 +42,7 @@ def _check_positive_ints(**kw):
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(
             f"{name} must be a positive int, got {v!r}")
 
+# %% ../../nbs/mmrec/10_memory_state.ipynb #306ce965
 class MemoryBank:
     "Key/value memory slots: `k: (*batch_shape, num_slots, k_dim)`, `v: (*batch_shape, num_slots, v_dim)`."
     def __init__(self, k_dim: int, v_dim: int, num_slots: int, dtype: torch.dtype | str = torch.bfloat16,

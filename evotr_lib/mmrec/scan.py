@@ -118,12 +118,14 @@ def _combine(a1, x1, a2, x2):
     "(a1, x1) then (a2, x2): h -> a2 (a1 h + x1) + x2"
     return a1 * a2, a2 * x1 + x2
 
+# %% ../../nbs/mmrec/13_scan.ipynb #d4058051
 @_jit
 def _load_state(H0, b, d, dmask, s0b, s0d, HAS_H0: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr):
     "The start state h0[b, d] of this program's channels, or zeros."
     if HAS_H0: return tl.load(H0 + b * s0b + d * s0d, mask=dmask, other=0.0).to(ACC)
     else: return tl.zeros((BLOCK_D,), dtype=ACC)
 
+# %% ../../nbs/mmrec/13_scan.ipynb #39109ddc
 @_jit
 def _scan_fwd_kernel(A, X, H0, H, L, D,
                      sab, sal, sad, sxb, sxl, sxd, s0b, s0d, shb, shl, shd,
@@ -144,6 +146,7 @@ def _scan_fwd_kernel(A, X, H0, H, L, D,
         h = tl.sum(tl.where((rows == BLOCK_L - 1)[:, None], hs, 0.0), 0)   # the tile's last state (padding is the
                                                                            # identity)
 
+# %% ../../nbs/mmrec/13_scan.ipynb #371a5ea5
 @_jit
 def _scan_bwd_kernel(A, H, H0, DH, DA, DX, L, D,
                      sab, sal, sad, shb, shl, shd, s0b, s0d, sgb, sgl, sgd, sdab, sdal, sdad, sdxb, sdxl, sdxd,
@@ -183,12 +186,13 @@ def _triton_ready(t: Tensor):
             "the interpreter cannot run: set TRITON_INTERPRET=1 before anything imports triton (or torch's compiler)"
         )
 
-
+# %% ../../nbs/mmrec/13_scan.ipynb #d0c12805
 def _triton_launch_params(D: int, dtype: torch.dtype):
     block_d = min(64, triton.next_power_of_2(D))
     return dict(ACC=tl.float64 if dtype == torch.float64 else tl.float32, BLOCK_L=32, BLOCK_D=block_d), (
         triton.cdiv(D, block_d),)
 
+# %% ../../nbs/mmrec/13_scan.ipynb #33b158e4
 def _triton_forward(a, x, h0, acc, out, chunk=None):
     _triton_ready(x)
     B, L, D = x.shape
@@ -200,6 +204,7 @@ def _triton_forward(a, x, h0, acc, out, chunk=None):
                               HAS_H0=h0 is not None, **kw)
     return h
 
+# %% ../../nbs/mmrec/13_scan.ipynb #46f787a9
 def _triton_backward(a, h, h0, dh, acc, chunk=None):
     B, L, D = h.shape
     da, dx = torch.empty_like(a, memory_format=torch.contiguous_format), torch.empty(
@@ -222,6 +227,7 @@ def _mlx_scan_loop(a, x, h):
         out.append(h)
     return mx.stack(out, axis=-2)
 
+# %% ../../nbs/mmrec/13_scan.ipynb #d99c2182
 def _mlx_scan_chunked(a, x, h0, chunk: int = 64):
     "The blocked scan of `_scan_chunked`, in MLX. a, x: (B, L, D); h0: (B, D)."
     B, L, D = x.shape
@@ -236,6 +242,7 @@ def _mlx_scan_chunked(a, x, h0, chunk: int = 64):
     starts = mx.concatenate([mx.expand_dims(h0, 1), ends[:, :-1]], axis=1)
     return _mlx_scan_loop(a_c, x_c, starts).reshape(B, n * chunk, D)[:, :L]
 
+# %% ../../nbs/mmrec/13_scan.ipynb #a2519488
 _MLX_METAL_SOURCE = """
     uint d = thread_position_in_grid.x, b = thread_position_in_grid.y;
     uint L = a_shape[1], D = a_shape[2];
@@ -256,11 +263,13 @@ def _mlx_metal_scan(a, x, h0):
     return kernel(inputs=[a, x, h0], grid=(D, B, 1), threadgroup=(min(D, 256), 1, 1),
                   output_shapes=[(B, L, D)], output_dtypes=[mx.float32])[0]
 
+# %% ../../nbs/mmrec/13_scan.ipynb #a2b0945a
 def _mlx_forward_fn():
     "The MLX forward scan: the Metal kernel where Metal is available, else the chunked method."
     if hasattr(mx, "metal") and mx.metal.is_available(): return lambda a, x, h0: _mlx_metal_scan(a, x, h0)
     return _mlx_scan_chunked
 
+# %% ../../nbs/mmrec/13_scan.ipynb #80c48eb3
 def _mlx_linear_scan(a, x, h0=None):
     "`linear_scan` for mx.array inputs (fp32 accumulation), differentiable with mx.grad / mx.vjp."
     if mx is None: raise RuntimeError("backend='mlx' needs the mlx package (pip install mlx, or mlx[cpu] on Linux)")

@@ -192,6 +192,7 @@ class HMRConfig(Config):
     @property
     def slots(self) -> int: return self.short_slots + self.mid_slots + self.long_slots
 
+# %% ../../nbs/pdclm/50_pse.ipynb #7b1ab589
 TIERS = ("short", "mid", "long")
 
 class HierarchicalMemoryRouter:

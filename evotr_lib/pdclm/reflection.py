@@ -57,6 +57,7 @@ def safe_arith(expr: str) -> int:
     except SyntaxError as e: raise ValueError(f"not integer arithmetic: {expr!r}") from e
     return ev(tree)
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #b530578f
 Source = Literal["context", "chain", "memory", "model"]
 
 @dataclass
@@ -71,6 +72,7 @@ class StepCheck:
         order = ("model", "memory", "chain", "context")
         return min(self.sources, key=order.index) if self.sources else "model"
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #9395631d
 @dataclass
 class ChainReport:
     steps: list[StepCheck]
@@ -92,6 +94,7 @@ class ChainReport:
         tags = [t for s in self.steps for t in s.sources]
         return sum(t == "model" for t in tags) / len(tags) if tags else 1.0
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #daa0f358
 _STEP = re.compile(r"^\s*([-+*()\d\s]+?)\s*=\s*(-?\d+)\s*$")
 _NUM = re.compile(r"\d+")
 _WORD = re.compile(r"\w+")
@@ -138,6 +141,7 @@ class ReflectionConfig(Config):
     num_heads: int = 4
     max_len: int = 64
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #acf0e675
 class ReflectionNet(nn.Module):
     """Scores byte strings (question + answer) as ids byte+1, right-padded with 0: ids (B, L) -> logit of P(correct)
     (B,)."""
@@ -158,6 +162,7 @@ class ReflectionNet(nn.Module):
         last = self.norm(x)[torch.arange(B), lengths - 1]                     # (B, dim)
         return self.head(last)[:, 0]
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #06e1d4c4
 def encode_texts(texts: list[str], max_len: int) -> Tensor:
     "Texts -> (B, max_len) ids: UTF-8 byte + 1, right-padded with 0 (texts are cut to max_len bytes)."
     out = torch.zeros(len(texts), max_len, dtype=torch.long)
@@ -166,10 +171,12 @@ def encode_texts(texts: list[str], max_len: int) -> Tensor:
         out[i, :len(b)] = torch.tensor(list(b), dtype=torch.long) + 1
     return out
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #68709ffa
 def reflection_loss(model: nn.Module, batch: Tensor) -> Tensor:
     "Binary cross-entropy for a batch (B, 1 + L): label in column 0, bytes after it."
     return F.binary_cross_entropy_with_logits(model(batch[:, 1:]), batch[:, 0].float())
 
+# %% ../../nbs/pdclm/51_reflection.ipynb #7a744669
 @torch.no_grad()
 def reflection_scores(model: ReflectionNet, texts: list[str], batch_size: int = 256) -> Tensor:
     "P(correct) (N,) for each text."
