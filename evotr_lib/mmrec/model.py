@@ -61,9 +61,9 @@ class MMRecConfig(Config):
     def level_dims(self) -> list[int]: return list(self.hds_level_dims) or [self.mem_slots]
 
     @classmethod
-    def seed(cls, **kw) -> "MMRecConfig":
-        """The seed's large configuration: 24 layers x 4096 wide, long-term memory covering 32K tokens (256 slots x
-        128-token chunks)."""
+    def design_7b(cls, **kw) -> "MMRecConfig":
+        """The original design's configuration (7.7 B parameters): 24 layers x 4096 wide, long-term memory covering 32K
+        tokens (256 slots x 128-token chunks)."""
         return cls(**{**dict(vocab_size=32000, model_dim=4096, num_layers=24, num_heads=32, inner_dim=256,
                              num_memories=8, mem_dim=512, mem_slots=256, chunk_size=128, hds_level_dims=(256, 64, 16),
                              mem_read_level=0, tie_embeddings=False), **kw})
