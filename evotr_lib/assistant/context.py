@@ -20,7 +20,7 @@ EMBEDDING_KINDS = ("ngram", "minilm", "ngram+minilm")
 class MemoryConfig(Config):
     "Settings of the short- and long-term memory (one source of truth)."
     # short-term memory
-    max_messages: int = 20             # the seed's "last 10-20 messages"
+    max_messages: int = 20             # the design's "last 10-20 messages"
     max_tokens: int = 2048             # token budget of the chat history
     # embedding
     embedding: str = "ngram+minilm"    # one of EMBEDDING_KINDS; chosen by recall on data/memories below
@@ -34,7 +34,7 @@ class MemoryConfig(Config):
     max_chars: int = 4000              # longer memories are refused: split them first
     dedup_threshold: float = 0.8       # stored memories this close (cosine) are checked for being the same text
                                        # (text_key)
-    top_k: int = 3                     # memories in a RAG context (the seed's limit)
+    top_k: int = 3                     # memories in a RAG context (the design's limit)
     min_score: float = 0.4             # weaker hits stay out of the RAG context: 40 dev facts, their questions kept 37
                                        # of 39 right facts, 27 of 83 unrelated prompts drew one (0.3: 38, 55)
     score_margin: float = 0.1          # ... and so do hits this far below the best one: fewer distractors for a small

@@ -45,7 +45,7 @@ class MultiMemoryAttention(nn.Module):
 
     def forward(self, query: Tensor, hds: HierarchicalDataStructure, state: MemoryState | None = None,
                 level: int = -1) -> Tensor:
-        "The seed's interface: attend from `query` (B, [L,] model_dim) over every long-term slot of HDS `level`."
+        "The design's interface: attend from `query` (B, [L,] model_dim) over every long-term slot of HDS `level`."
         if state is not None: hds.construct_hierarchy(state)
         k, v = hds.query_memory(query, level)                                  # (B, num_memories, M_level, mem_dim)
         q = query if query.ndim == 3 else query[:, None]
@@ -177,7 +177,7 @@ def _recurrence(self: MMRecBlock, gamma: Tensor, z: Tensor, h0: Tensor) -> Tenso
     if self.gate_mode == "input":
         return linear_scan(gamma, self.mdi.gate(z) * z, h0, backend=self.scan_backend)
     hs, h = [], h0
-    for t in range(z.shape[1]):                                                # the seed's state-gated formula:
+    for t in range(z.shape[1]):                                                # the design's state-gated formula:
                                                                                # sequential
         h = self.mdi.gate(z[:, t], h) * z[:, t] + gamma[:, t] * h
         hs.append(h)

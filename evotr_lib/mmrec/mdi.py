@@ -19,7 +19,7 @@ GateMode = Literal["input", "state"]
 GAMMA_MIN, GAMMA_MAX = 1e-6, 1 - 1e-6
 
 class MemoryDecayIntegration(nn.Module):
-    "Gated integration of `z_t` into the memory `h` and a learned decay `gamma` (the seed's MDI)."
+    "Gated integration of `z_t` into the memory `h` and a learned decay `gamma` (the design's MDI)."
     def __init__(self, model_dim: int, inner_dim: int, use_context: bool = False, context_dim: int | None = None,
                  max_timescale: float = 1024.0):
         super().__init__()
@@ -78,7 +78,7 @@ def decay(self: MemoryDecayIntegration, z: Tensor) -> Tensor:
 @patch
 def forward(self: MemoryDecayIntegration, z_t: Tensor, h_prev: Tensor,
             context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    "The seed's MDI: `(h_new, gamma)` with h_new = (1 - g) * h_prev + g * z_t."
+    "The design's MDI: `(h_new, gamma)` with h_new = (1 - g) * h_prev + g * z_t."
     g = self.gate(z_t, h_prev, context)
     return torch.lerp(h_prev, z_t, g), self.decay(z_t)   # lerp(a, b, w) = a + w (b - a) = (1 - w) a + w b
 
