@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from _common import machine as bench_machine, machine_slug, write_results
-from evotr_lib.mmrec.layer import MMRecBlock
-from evotr_lib.lm.gpt import GPTBlock
+from evotr_lib.block import Block
+from evotr_lib.lm.gpt import gpt_block
+from evotr_lib.mmrec.layer import MMRecMixer
 
 
 def measure(layer, B, L, D, dtype, dev, reps):
@@ -21,8 +22,7 @@ def measure(layer, B, L, D, dtype, dev, reps):
     x = torch.randn(B, L, D, device=dev, dtype=dtype, requires_grad=True)
     dy = torch.randn(B, L, D, device=dev, dtype=dtype)
     def run():
-        out = layer(x)
-        y = out[0] if isinstance(out, tuple) else out
+        y, _ = layer(x)
         torch.autograd.grad(y, [x, *layer.parameters()], dy)
     run()
     if dev.type == "cuda":
@@ -46,9 +46,8 @@ def main():
     else:
         if dev.type != "cuda": sys.exit("bench/model.py measures GPU throughput: run it on a CUDA machine (or use --smoke)")
         B, D, H, Ls, dtype, reps = 1, 1024, 16, [2048, 4096, 8192, 16384, 32768], torch.bfloat16, 10
-    mlp_hidden = 64 * -(-8 * D // (3 * 64))
-    mmrec = MMRecBlock(D, D // 8, H, num_memories=4, mem_dim=D // 8, mem_slots=64, chunk_size=64, mlp_hidden=mlp_hidden).to(dev, dtype)
-    gpt = GPTBlock(D, H, mlp_hidden).to(dev, dtype)
+    mixer = MMRecMixer(D, D // 8, H, num_memories=4, mem_dim=D // 8, mem_slots=64, chunk_size=64)
+    mmrec, gpt = Block(D, mixer).to(dev, dtype), gpt_block(D, H).to(dev, dtype)   # the same MLP (default width)
     n_mm, n_gpt = (sum(q.numel() for q in m.parameters()) for m in (mmrec, gpt))
     rows = []
     for L in Ls:

@@ -12,5 +12,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "BankConfig": "memory_state", "MemoryBank": "memory_state", "MemoryState": "memory_state",
     "MemoryDecayIntegration": "mdi", "HierarchicalDataStructure": "hds",
     "linear_scan": "scan", "scan_ref": "scan", "associative_scan_exponential": "scan",
-    "MultiMemoryAttention": "layer", "MMRecBlock": "layer", "MMRecLayerState": "layer",
+    "MultiMemoryAttention": "layer", "MMRecMixer": "layer", "MMRecLayerState": "layer",
     "MMRecConfig": "model", "MMRecModel": "model", "sample_next": "model"})

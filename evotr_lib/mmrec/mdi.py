@@ -82,29 +82,32 @@ def forward(self: MemoryDecayIntegration, z_t: Tensor, h_prev: Tensor,
     g = self.gate(z_t, h_prev, context)
     return torch.lerp(h_prev, z_t, g), self.decay(z_t)   # lerp(a, b, w) = a + w (b - a) = (1 - w) a + w b
 
-# %% ../../nbs/mmrec/11_mdi.ipynb #683a9ee3
+# %% ../../nbs/mmrec/11_mdi.ipynb #d3bfa63e
 @patch
 def step(self: MemoryDecayIntegration, z_t: Tensor, h_prev: Tensor, context: Tensor | None = None,
-         gate_mode: GateMode = "input") -> Tensor:
-    "One step of the core formula: h_t = g_t * z_t + gamma_t * h_prev."
+         gate_mode: GateMode = "input", decay_from: Tensor | None = None) -> Tensor:
+    "One step of the core formula: h_t = g_t * z_t + gamma_t * h_prev, gamma_t from `decay_from` (default z_t)."
     if gate_mode not in ("input", "state"): raise ValueError(f"gate_mode must be 'input' or 'state', got {gate_mode!r}")
-    _check_same_shape(z_t=z_t, h_prev=h_prev)
+    _check_same_shape(z_t=z_t, h_prev=h_prev, decay_from=decay_from)
     g = self.gate(z_t, h_prev if gate_mode == "state" else None, context)
-    return g * z_t + self.decay(z_t) * h_prev
+    return g * z_t + self.decay(z_t if decay_from is None else decay_from) * h_prev
 
 @patch
-def scan_coefficients(self: MemoryDecayIntegration, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def scan_coefficients(self: MemoryDecayIntegration, z: Tensor, context: Tensor | None = None,
+                      decay_from: Tensor | None = None) -> tuple[Tensor, Tensor]:
     "For gate_mode='input': `(a, b)` with h_t = a_t * h_{t-1} + b_t, for every position at once. z: (B, L, D)."
-    return self.decay(z), self.gate(z, None, context) * z
+    _check_same_shape(z=z, decay_from=decay_from)
+    return self.decay(z if decay_from is None else decay_from), self.gate(z, None, context) * z
 
 @patch
 def recurrence(self: MemoryDecayIntegration, z: Tensor, h0: Tensor | None = None, context: Tensor | None = None,
-                    gate_mode: GateMode = "input") -> Tensor:
+               gate_mode: GateMode = "input", decay_from: Tensor | None = None) -> Tensor:
     "Run the core formula over a sequence with a plain loop (the readable reference). z: (B, L, D) -> h: (B, L, D)."
     if z.ndim != 3: raise ValueError(f"z must be (B, L, D), got shape {tuple(z.shape)}")
     h = torch.zeros_like(z[:, 0]) if h0 is None else h0
     out = []
     for t in range(z.shape[1]):
-        h = self.step(z[:, t], h, None if context is None else context[:, t], gate_mode)
+        h = self.step(z[:, t], h, None if context is None else context[:, t], gate_mode,
+                      None if decay_from is None else decay_from[:, t])
         out.append(h)
     return torch.stack(out, 1)

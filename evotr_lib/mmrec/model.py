@@ -17,7 +17,8 @@ from fastcore.basics import patch
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
-from .layer import MMRecBlock, MMRecLayerState
+from ..block import Block
+from .layer import MMRecLayerState, MMRecMixer
 from ..config import Config, atomic_path, atomic_write_text
 
 # %% ../../nbs/mmrec/15_model.ipynb #96b1fe30
@@ -75,24 +76,11 @@ class MMRecModel(nn.Module):
         super().__init__()
         self.config = c = MMRecConfig.from_dict(config)
         self.embed = nn.Embedding(c.vocab_size, c.model_dim)
-        self.blocks = nn.ModuleList(
-            MMRecBlock(
-                c.model_dim,
-                c.inner_dim,
-                c.num_heads,
-                c.num_memories,
-                c.mem_dim,
-                mem_slots=c.mem_slots,
-                chunk_size=c.chunk_size,
-                hds_level_dims=c.level_dims,
-                mem_read_level=c.mem_read_level,
-                gate_mode=c.gate_mode,
-                mlp_hidden=c.mlp_hidden,
-                norm_eps=c.norm_eps,
-                scan_backend=c.scan_backend,
-            )
-            for _ in range(c.num_layers)
-        )
+        mixer = lambda: MMRecMixer(c.model_dim, c.inner_dim, c.num_heads, c.num_memories, c.mem_dim,
+                                   mem_slots=c.mem_slots, chunk_size=c.chunk_size, hds_level_dims=c.level_dims,
+                                   mem_read_level=c.mem_read_level, gate_mode=c.gate_mode, norm_eps=c.norm_eps,
+                                   scan_backend=c.scan_backend)
+        self.blocks = nn.ModuleList(Block(c.model_dim, mixer(), c.mlp_hidden, c.norm_eps) for _ in range(c.num_layers))
         self.norm = nn.RMSNorm(c.model_dim, eps=c.norm_eps)
         self.lm_head = nn.Linear(c.model_dim, c.vocab_size, bias=False)
         if c.tie_embeddings: self.lm_head.weight = self.embed.weight
@@ -105,9 +93,9 @@ class MMRecModel(nn.Module):
             if isinstance(m, (nn.Linear, nn.Embedding)): nn.init.normal_(m.weight, std=std)
             if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
         for b in self.blocks:
-            for out in (b.W_o, b.attn.W_o, b.W_down): nn.init.normal_(out.weight,
-                                                                      std=std / math.sqrt(2 * self.config.num_layers))
-            b.mdi.reset_parameters()
+            for out in (b.mixer.W_o, b.mixer.attn.W_o, b.mlp.W_down):
+                nn.init.normal_(out.weight, std=std / math.sqrt(2 * self.config.num_layers))
+            b.mixer.mdi.reset_parameters()
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         "Number of parameters (tied weights counted once)."
@@ -116,7 +104,7 @@ class MMRecModel(nn.Module):
 
     def init_state(self, batch_size: int) -> list[MMRecLayerState]:
         "A fresh recurrent state: one `MMRecLayerState` per layer."
-        return [b.init_state(batch_size) for b in self.blocks]
+        return [b.mixer.init_state(batch_size) for b in self.blocks]
 
 # %% ../../nbs/mmrec/15_model.ipynb #e15239e7
 @patch

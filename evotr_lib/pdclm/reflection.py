@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config
-from ..lm.gpt import GPTBlock
+from ..lm.gpt import gpt_block
 from ..mmrec.model import MMRecModel
 
 # %% ../../nbs/pdclm/51_reflection.ipynb #d5b7168a
@@ -149,7 +149,7 @@ class ReflectionNet(nn.Module):
         super().__init__()
         self.config = c = ReflectionConfig.from_dict(config)
         self.embed, self.pos = nn.Embedding(257, c.dim), nn.Embedding(c.max_len, c.dim)
-        self.blocks = nn.ModuleList(GPTBlock(c.dim, c.num_heads, 4 * c.dim) for _ in range(c.num_layers))
+        self.blocks = nn.ModuleList(gpt_block(c.dim, c.num_heads, 4 * c.dim) for _ in range(c.num_layers))
         self.norm, self.head = nn.RMSNorm(c.dim), nn.Linear(c.dim, 1)
 
     def forward(self, ids: Tensor) -> Tensor:
@@ -158,7 +158,7 @@ class ReflectionNet(nn.Module):
         lengths = (ids != 0).sum(1)
         if (lengths == 0).any(): raise ValueError("every row needs at least one byte (ids are byte + 1; 0 is padding)")
         x = self.embed(ids) + self.pos(torch.arange(L, device=ids.device))     # (B, L, dim)
-        for b in self.blocks: x = b(x)
+        for b in self.blocks: x, _ = b(x)
         last = self.norm(x)[torch.arange(B), lengths - 1]                     # (B, dim)
         return self.head(last)[:, 0]
 
