@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+import evotr_lib   # the package's own folder, for PACKAGE_DIR
+
 # %% ../nbs/00_config.ipynb #acd0b424
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
@@ -30,7 +32,6 @@ def is_offline() -> bool:
 set_offline()
 
 # %% ../nbs/00_config.ipynb #cc083d90
-import evotr_lib
 PACKAGE_DIR = Path(evotr_lib.__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent  # the checkout root in an editable install
 

@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_LM_DIR', 'TrainConfig', 'lr_at', 'world', 'init_distributed'
            'plot_metrics', 'RunConfig', 'build_model', 'train_lm', 'load_run', 'evaluate_bpb', 'export_lm', 'load_lm']
 
 # %% ../../nbs/lm/24_train.ipynb #77d5c6aa
-import json, math, os, random, shutil, time
+import itertools, json, math, os, random, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal
@@ -16,13 +16,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file, save_model
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from fastcore.basics import patch
 
-from ..config import Config, atomic_path, atomic_write_text, seed_everything
+from ..config import REPO_DIR, Config, atomic_path, atomic_write_text, seed_everything
+from .gpt import GPT, GPTConfig
+from .tasks import bits_per_byte, total_nll
+from .tokenizers import ByteTokenizer, TokenDataset, get_tokenizer, load_bpe
+from ..mmrec.model import MMRecConfig, MMRecModel, load_weights
 
 # %% ../../nbs/lm/24_train.ipynb #69098f30
 @dataclass
@@ -221,7 +225,7 @@ def load_checkpoint(self: Trainer, path=None) -> "Trainer":
     if path is None or not (path / "trainer.json").is_file(): raise FileNotFoundError(
         f"no checkpoint found at {path or ckpts}")
     meta = json.loads((path / "trainer.json").read_text())
-    load_model(self.model, str(path / "model.safetensors"), device=str(self.device))
+    load_weights(self.model, path / "model.safetensors", self.device)
     tensors = load_file(str(path / "state.safetensors"), device=str(self.device))
     self.optimizer.load_state_dict(_join_optimizer_state(meta["optimizer"], tensors))
     self.scheduler.load_state_dict(meta["scheduler"])
@@ -265,12 +269,6 @@ def plot_metrics(path, ax=None):
     return ax
 
 # %% ../../nbs/lm/24_train.ipynb #ae4a2b93
-import itertools
-from .tokenizers import TokenDataset, get_tokenizer
-from .gpt import GPT, GPTConfig
-from ..mmrec.model import MMRecConfig, MMRecModel
-from .tasks import bits_per_byte, total_nll
-
 @dataclass
 class RunConfig(Config):
     "A language-model training run: data, model and optimisation."
@@ -333,7 +331,7 @@ def load_run(out_dir, device: str | None = None):
     tok = get_tokenizer(run.tokenizer)
     model = build_model(run, tok.vocab_size)
     ckpt = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
-    load_model(model, str(ckpt / "model.safetensors"), device=str(device or "cpu"))
+    load_weights(model, ckpt / "model.safetensors", device)
     return model.to(device or "cpu").eval(), tok, run
 
 # %% ../../nbs/lm/24_train.ipynb #89bfa052
@@ -349,9 +347,6 @@ def evaluate_bpb(out_dir, split: str = "test", corpus: str | None = None, batch_
             "bpb": bits_per_byte(nats, n_bytes)}
 
 # %% ../../nbs/lm/24_train.ipynb #34e27f76
-from ..config import REPO_DIR
-from .tokenizers import ByteTokenizer, load_bpe
-
 DEFAULT_LM_DIR = REPO_DIR / "data" / "models" / "mmrec-default"
 
 def export_lm(run_dir, dest, scores: dict | None = None) -> Path:
