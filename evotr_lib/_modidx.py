@@ -829,6 +829,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                  'evotr_lib/assistant/preference.py'),
                                                 'evotr_lib.assistant.preference._trl_args': ( 'assistant/preference.html#_trl_args',
                                                                                               'evotr_lib/assistant/preference.py'),
+                                                'evotr_lib.assistant.preference.diverged': ( 'assistant/preference.html#diverged',
+                                                                                             'evotr_lib/assistant/preference.py'),
                                                 'evotr_lib.assistant.preference.dpo_examples': ( 'assistant/preference.html#dpo_examples',
                                                                                                  'evotr_lib/assistant/preference.py'),
                                                 'evotr_lib.assistant.preference.dpo_trainer': ( 'assistant/preference.html#dpo_trainer',

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['KTO_RUNS', 'kto_examples', 'dpo_examples', 'new_kto_rows', 'record_kto_run', 'dpo_trainer', 'kto_trainer', 'fit',
            'replay_turns', 'replay_score', 'gate', 'next_version', 'register_update', 'expert_backend', 'load_expert',
-           'preference_trainer', 'run_night']
+           'diverged', 'preference_trainer', 'run_night']
 
 # %% ../../nbs/assistant/41b_preference.ipynb #501c3e33
 import json, tempfile, time
@@ -63,7 +63,7 @@ def _trl_args(config_cls, model, out_dir, lr: float, epochs: int, batch_size: in
     return config_cls(output_dir=str(out_dir), learning_rate=lr, num_train_epochs=epochs,
                       per_device_train_batch_size=batch_size, max_length=max_length, report_to=[], logging_steps=1,
                       save_strategy="no", use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0, bf16=bf16,
-                      **kw)
+                      logging_nan_inf_filter=False, **kw)              # a NaN loss is logged as NaN, not as 0.0
 
 # %% ../../nbs/assistant/41b_preference.ipynb #90daa533
 def dpo_trainer(model, tokenizer, pairs: list[dict], out_dir, beta: float = 0.1, lr: float = 5e-5, epochs: int = 3,
@@ -230,6 +230,19 @@ def _replay_text(before: dict, after: dict) -> str:
     return text + (f", correction log-lik {b['correction_logprob']:.3f} -> {a['correction_logprob']:.3f}/token" if b[
         "corrected"] else "")
 
+# %% ../../nbs/assistant/41b_preference.ipynb #0b6f3c1e
+def diverged(model, losses: list[float]) -> str | None:
+    """Why the training of `model` diverged (a logged loss or a trained weight tensor not finite); None if all are
+    finite."""
+    import math, torch
+    trained = [p for p in model.parameters() if p.requires_grad]
+    n_bad = sum(not torch.isfinite(p).all().item() for p in trained)
+    step = next((k + 1 for k, x in enumerate(losses) if not math.isfinite(x)), None)
+    why = ([f"first non-finite loss at step {step} of {len(losses)}"] if step else []) + (
+        [f"{n_bad} of {len(trained)} trained weight tensors not finite"] if n_bad else [])
+    return "diverged: " + ", ".join(why) if why else None
+
+
 # %% ../../nbs/assistant/41b_preference.ipynb #872bc6c0
 def preference_trainer(backend: str = "auto", registry=None, method: str = "dpo", replay=None, beta: float = 0.1,
                        lr: float | None = None, epochs: int = 3, tolerance: float = 0.01, val_examples: int = 16,
@@ -273,15 +286,17 @@ def preference_trainer(backend: str = "auto", registry=None, method: str = "dpo"
                         max_length=max_length,
                     )
                 )
-        after = _measure(expert, turns, replay_tokens)
-        reasons = gate(before, after, tolerance, max_sound_drop)
+        why = diverged(expert.model, losses)
+        after = None if why else _measure(expert, turns, replay_tokens)
+        reasons = [why] if why else gate(before, after, tolerance, max_sound_drop)
         n = len(data) if method == "dpo" else len(kto_examples(data))
         what = f"{method.upper()} on {n} {'pairs' if method == 'dpo' else 'examples'} ({expert.backend})"
         result = {"method": method, "backend": expert.backend, ("pairs" if method == "dpo" else "examples"): n,
                   "loss": [round(losses[0], 4), round(losses[-1], 4)], "val_loss_before": before["val_loss"],
-                  "val_loss_after": after["val_loss"], "replay_before": before["replay"],
-                  "replay_after": after["replay"]}
-        measured = f"held-out loss {before['val_loss']:.3f} -> {after['val_loss']:.3f}; {_replay_text(before, after)}"
+                  "val_loss_after": after["val_loss"] if after else None, "replay_before": before["replay"],
+                  "replay_after": after["replay"] if after else None}
+        measured = (f"held-out loss {before['val_loss']:.3f} before training" if why else
+                    f"held-out loss {before['val_loss']:.3f} -> {after['val_loss']:.3f}; {_replay_text(before, after)}")
         if reasons:
             result.update(registered=False, rejected=reasons,
                           summary=f"{what}; {measured}; not registered: {'; '.join(reasons)}")
