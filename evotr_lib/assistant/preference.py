@@ -8,7 +8,7 @@ __all__ = ['KTO_RUNS', 'kto_examples', 'dpo_examples', 'new_kto_rows', 'record_k
            'diverged', 'preference_trainer', 'run_night']
 
 # %% ../../nbs/assistant/41b_preference.ipynb #501c3e33
-import json, tempfile, time
+import json, math, tempfile, time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -234,7 +234,7 @@ def _replay_text(before: dict, after: dict) -> str:
 def diverged(model, losses: list[float]) -> str | None:
     """Why the training of `model` diverged (a logged loss or a trained weight tensor not finite); None if all are
     finite."""
-    import math, torch
+    import torch
     trained = [p for p in model.parameters() if p.requires_grad]
     n_bad = sum(not torch.isfinite(p).all().item() for p in trained)
     step = next((k + 1 for k, x in enumerate(losses) if not math.isfinite(x)), None)
