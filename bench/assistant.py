@@ -111,7 +111,7 @@ def held_out_losses(n: int) -> dict:
 
 
 def code_part(engine, split, k, work, penalty):
-    from evotr_lib.assistant.expert_data import all_tasks
+    from evotr_lib.assistant.task_examples import all_tasks
     tasks = load_python_tasks(split)[:k]
     penalty = AssistantConfig(repeat_penalty=penalty).repeat_penalty_for("python_coder")     # as the assistant answers code; the base alike
     code = {name: pass_at_1(chat_fn(engine, expert, 384, penalty), tasks) for name, expert in (("base", "base"), ("python_coder", "python_coder"))}

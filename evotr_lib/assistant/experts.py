@@ -39,8 +39,8 @@ class GemmaExpertConfig(Config):
                                          # bf16 units (AVX2)
     softmax: Literal["full", "answers"] = "full"     # the loss's softmax: over the whole vocabulary, or over the tokens
                                                      # of the training answers (an experiment: see below)
-    mixture: dict[str, float] | None = None   # source kind (36_expert_data) -> copies of its examples per epoch (0.5: a
-                                              # stable half); None: each once
+    mixture: dict[str, float] | None = None   # source kind (36m_expert_data) -> copies of its examples per epoch (0.5:
+                                              # a stable half); None: each once
 
     def __post_init__(self):
         super().__post_init__()
@@ -67,7 +67,8 @@ def prompt_completion(example: dict) -> dict:
 def mix_examples(examples: list[dict], mixture: dict[str, float] | None, salt: str = "evotr-mixture") -> list[dict]:
     """`examples` repeated or sampled per source kind by `mixture` (kind -> copies); all of them once when `mixture` is
     None."""
-    from evotr_lib.assistant.expert_data import example_digest, source_kind, stable_unit
+    from evotr_lib.assistant.expert_config import source_kind, stable_unit
+    from evotr_lib.assistant.expert_data import example_digest
     if mixture is None: return list(examples)
     if unknown := sorted({source_kind(e) for e in examples} - set(mixture)): print(
         f"mixture: leaving out the kinds {unknown}")
