@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FEMALE', 'MALE', 'UNISEX', 'ELDERS_F', 'ELDERS_M', 'PET_NAMES', 'NAMED', 'NAMED_FACTS', 'CITIES', 'PROFILE_FACTS',
-           'tr_suffix', 'value_fields']
+           'tr_suffix', 'fact_template', 'value_fields']
 
 # %% ../../nbs/assistant/36i_memory_facts.ipynb #701e6488
 from .expert_config import tr_lower, tr_upper_first
@@ -26,7 +26,8 @@ def tr_suffix(word: str, case: str) -> str:
     return word + ("'" if word[:1].isupper() else "") + s
 
 # %% ../../nbs/assistant/36i_memory_facts.ipynb #b2f7e973
-def _fact(key, values, tr_fact, en_fact, tr_q, en_q, tr_a, en_a, tr_missing, en_missing, advice=None):
+def fact_template(key, values, tr_fact, en_fact, tr_q, en_q, tr_a, en_a, tr_missing, en_missing, advice=None):
+    "One fact template: how a fact is told, asked and answered (or missed) in Turkish and English."
     return dict(key=key, values=values, tr_fact=tr_fact, en_fact=en_fact, tr_q=tr_q, en_q=en_q, tr_a=tr_a, en_a=en_a,
                 tr_missing=tr_missing, en_missing=en_missing, advice=advice)
 
@@ -63,7 +64,7 @@ NAMED = [("mother", ELDERS_F + FEMALE[:10], "annemin", "annenin", "mother"),
 
 def _named(key, names, my, your, en):
     My = tr_upper_first(my)
-    return _fact("name_" + key, [(n, n) for n in names],
+    return fact_template("name_" + key, [(n, n) for n in names],
                  [f"{My} adı {{v}}.", f"{My} ismi {{v}}."],
                  [f"My {en}'s name is {{e}}.", f"My {en} is called {{e}}."],
                  [f"{My} adı neydi?", f"{My} adını hatırlıyor musun?", f"{My} ismi ne?"],
@@ -96,7 +97,7 @@ CITIES = [("İzmir", "İzmir"), ("Ankara", "Ankara"), ("Bursa", "Bursa"), ("Eski
           ("Amsterdam", "Amsterdam"), ("Londra", "London"), ("Münih", "Munich"), ("Viyana", "Vienna")]
 
 PROFILE_FACTS = [
-    _fact("job",
+    fact_template("job",
           [("öğretmen", "a teacher"), ("yazılım geliştirici", "a software developer"), ("muhasebeci", "an accountant"),
            ("mimar", "an architect"), ("eczacı", "a pharmacist"), ("avukat", "a lawyer"),
            ("grafik tasarımcı", "a graphic designer"), ("diş hekimi", "a dentist"),
@@ -109,19 +110,19 @@ PROFILE_FACTS = [
           ["What do I do for a living?", "Do you remember my job?", "What's my profession?"],
           ["{V} olarak çalışıyorsun.", "Mesleğin {v}.", "Bana {v} olarak çalıştığını söylemiştin."],
           ["You work as {e}.", "You're {e}.", "You told me you work as {e}."], "mesleğin", "what you do for a living"),
-    _fact("city", CITIES, ["{v_loc} yaşıyorum.", "Şu an {v_loc} oturuyorum."], ["I live in {e}.", "I'm based in {e}."],
+    fact_template("city", CITIES, ["{v_loc} yaşıyorum.", "Şu an {v_loc} oturuyorum."], ["I live in {e}.", "I'm based in {e}."],
           ["Hangi şehirde yaşıyorum?", "Nerede oturduğumu hatırlıyor musun?", "Ben nerede yaşıyordum?"],
           ["Where do I live?", "Which city do I live in?", "Do you remember where I'm based?"],
           ["{v_loc} yaşıyorsun.", "Bana {v_loc} yaşadığını söylemiştin.", "{v_loc} oturuyorsun."],
           ["You live in {e}.", "You told me you live in {e}.", "You're based in {e}."], "nerede yaşadığın",
           "where you live"),
-    _fact("hometown", CITIES[:15], ["{v_loc} doğdum.", "Memleketim {v}."],
+    fact_template("hometown", CITIES[:15], ["{v_loc} doğdum.", "Memleketim {v}."],
           ["I was born in {e}.", "My hometown is {e}."], ["Nerede doğmuştum?", "Memleketim neresiydi?"],
           ["Where was I born?", "What's my hometown?"],
           ["{v_loc} doğmuşsun.", "Memleketin {v}.", "Bana {v_loc} doğduğunu söylemiştin."],
           ["You were born in {e}.", "Your hometown is {e}.", "You told me you were born in {e}."], "memleketin",
           "where you were born"),
-    _fact("colour",
+    fact_template("colour",
           [("mavi", "blue"), ("yeşil", "green"), ("mor", "purple"), ("turuncu", "orange"), ("kırmızı", "red"),
            ("sarı", "yellow"), ("lacivert", "navy blue"), ("bordo", "burgundy"), ("turkuaz", "turquoise"),
            ("gri", "grey"), ("siyah", "black"), ("pembe", "pink")],
@@ -131,7 +132,7 @@ PROFILE_FACTS = [
           ["En sevdiğin renk {v}.", "En sevdiğin rengin {v} olduğunu söylemiştin."],
           ["Your favourite colour is {e}.", "You said your favourite colour is {e}."], "en sevdiğin renk",
           "your favourite colour"),
-    _fact("food",
+    fact_template("food",
           [("mantı", "mantı"), ("lahmacun", "lahmacun"), ("karnıyarık", "karnıyarık"),
            ("mercimek çorbası", "lentil soup"), ("pizza", "pizza"), ("sushi", "sushi"),
            ("İskender kebap", "İskender kebab"), ("menemen", "menemen"), ("kuru fasulye", "white bean stew"),
@@ -152,7 +153,7 @@ PROFILE_FACTS = [
                   ["You told me your favourite food is {e}, so how about {e} tonight?",
                    "Since {e} is your favourite, that's an easy choice for tonight. If you'd "
                    "like something different, tell me and I'll suggest a few other options."])),
-    _fact("allergy",
+    fact_template("allergy",
           [("fıstık", "peanuts"), ("çilek", "strawberries"), ("kedi tüyü", "cat hair"), ("polen", "pollen"),
            ("penisilin", "penicillin"), ("kabuklu deniz ürünleri", "shellfish"), ("yumurta", "eggs"),
            ("ev tozu", "house dust"), ("arı sokması", "bee stings"), ("susam", "sesame")],
@@ -173,7 +174,7 @@ PROFILE_FACTS = [
                    "Read the leaflet, and if you notice an unusual reaction, contact your doctor right away.",
                    "According to my notes you have an allergy to {e}; tell your doctor about it at "
                    "the start. It also helps to bring a list of the other medicines you take."])),
-    _fact("team",
+    fact_template("team",
           [("Galatasaray", "Galatasaray"), ("Fenerbahçe", "Fenerbahçe"), ("Beşiktaş", "Beşiktaş"),
            ("Trabzonspor", "Trabzonspor"), ("Bursaspor", "Bursaspor"), ("Göztepe", "Göztepe"),
            ("Samsunspor", "Samsunspor"), ("Altay", "Altay"), ("Eskişehirspor", "Eskişehirspor"),
@@ -183,7 +184,7 @@ PROFILE_FACTS = [
           ["Which football team do I support?", "What's my football team?"],
           ["{v_acc} tutuyorsun.", "Futbolda {v} taraftarısın."], ["You support {e}.", "Your team is {e}."],
           "tuttuğun takım", "which team you support"),
-    _fact("hobby",
+    fact_template("hobby",
           [("fotoğrafçılık", "photography"), ("seramik", "pottery"), ("satranç", "chess"), ("dağ yürüyüşü", "hiking"),
            ("bisiklet", "cycling"), ("bahçe işleri", "gardening"), ("örgü", "knitting"), ("resim", "painting"),
            ("yelken", "sailing"), ("okçuluk", "archery"), ("maket yapımı", "model building"),
@@ -201,7 +202,7 @@ PROFILE_FACTS = [
                   ["You told me your hobby is {e}; maybe set aside part of "
                    "the weekend for it. I can help you plan it if you like.",
                    "Since you're into {e}, how about making some time for it this weekend?"])),
-    _fact("learning",
+    fact_template("learning",
           [("Japonca", "Japanese"), ("Almanca", "German"), ("İspanyolca", "Spanish"), ("İtalyanca", "Italian"),
            ("Korece", "Korean"), ("Fransızca", "French"), ("Arapça", "Arabic"), ("Rusça", "Russian"),
            ("Portekizce", "Portuguese"), ("Yunanca", "Greek")],
@@ -225,7 +226,7 @@ PROFILE_FACTS = [
                    "According to my notes you're studying {e}. Keep it small but daily: "
                    "ten new words in the morning, a short text or song in the evening, "
                    "and at the end of the week write a few sentences of your own."])),
-    _fact("car",
+    fact_template("car",
           [("beyaz bir Fiat Egea", "a white Fiat Egea"), ("kırmızı bir Renault Clio", "a red Renault Clio"),
            ("gri bir Toyota Corolla", "a grey Toyota Corolla"),
            ("siyah bir Volkswagen Golf", "a black Volkswagen Golf"), ("mavi bir Hyundai i20", "a blue Hyundai i20"),
@@ -233,7 +234,7 @@ PROFILE_FACTS = [
           ["Arabam {v}.", "{V} kullanıyorum."], ["I drive {e}.", "My car is {e}."],
           ["Arabam neydi?", "Nasıl bir arabam var?"], ["What car do I drive?", "What's my car?"],
           ["Arabın {v}.", "{V} kullanıyorsun."], ["You drive {e}.", "Your car is {e}."], "araban", "your car"),
-    _fact("employer",
+    fact_template("employer",
           [("Mavi Yazılım", "Mavi Yazılım"), ("Kuzey Lojistik", "Kuzey Lojistik"), ("Atlas Enerji", "Atlas Enerji"),
            ("Deniz Mimarlık", "Deniz Mimarlık"), ("Pusula Medya", "Pusula Medya"), ("Çınar Gıda", "Çınar Gıda"),
            ("Yıldız Tekstil", "Yıldız Tekstil"), ("Ege Sağlık", "Ege Sağlık"), ("Nova Bank", "Nova Bank"),
@@ -243,7 +244,7 @@ PROFILE_FACTS = [
           ["Where do I work?", "What's the name of the company I work for?"],
           ["{v_loc} çalışıyorsun.", "Çalıştığın şirketin adı {v}."], ["You work at {e}.", "Your employer is {e}."],
           "çalıştığın şirket", "where you work"),
-    _fact("code_language",
+    fact_template("code_language",
           [(x, x) for x in ("Python", "Go", "Rust", "TypeScript", "Java", "Kotlin", "C#", "Elixir", "Swift", "Ruby",
                             "PHP", "Scala")],
           ["İşte çoğunlukla {v} ile kod yazıyorum.", "Asıl kullandığım programlama dili {v}."],
@@ -267,7 +268,7 @@ PROFILE_FACTS = [
                    "part of the goal, try writing one small piece in another language.",
                    "Since {e} is your main language, it's a good choice if you want quick results. "
                    "Tell me what the tool should do and we can plan its structure together."])),
-    _fact("editor",
+    fact_template("editor",
           [(x, x) for x in ("VS Code", "Vim", "Emacs", "PyCharm", "Neovim", "Sublime Text", "IntelliJ IDEA", "Helix",
                             "Zed")],
           ["Editör olarak {v} kullanıyorum.", "Kod yazarken {v} açıyorum."],
@@ -276,7 +277,7 @@ PROFILE_FACTS = [
           ["Which editor do I use?", "What do I write code in?"],
           ["Editör olarak {v} kullanıyorsun.", "Kod yazarken {v} kullandığını söylemiştin."],
           ["Your editor is {e}.", "You write code in {e}."], "kullandığın editör", "which editor you use"),
-    _fact("os",
+    fact_template("os",
           [(x, x) for x in ("Ubuntu", "Fedora", "macOS", "Windows 11", "Debian", "Arch Linux", "Linux Mint",
                             "openSUSE")],
           ["Bilgisayarımda {v} var.", "İşletim sistemim {v}."], ["My computer runs {e}.", "I use {e} on my laptop."],
