@@ -149,16 +149,18 @@ class MMRecMixer(nn.Module):
         queries = F.pad(h, (0, 0, 0, pad)).view(B * n, C, D)
         context = self.attn.attend(queries, keys, values, mask).view(B, n * C, D)[:, :L]
         done = L // C                                                           # chunks this call completes
-        state.long_k, state.long_v = entries_k[:, :, done:done + slots], entries_v[:, :, done:done + slots]
-        state.chunk_k, state.chunk_v = mem_k[:, done * C:], mem_v[:, done * C:]
+        keep = slice(done, done + slots)                                        # the newest `slots` entries
+        # copies, so the state does not keep this call's whole tensors alive
+        state.long_k, state.long_v = entries_k[:, :, keep].clone(), entries_v[:, :, keep].clone()
+        state.chunk_k, state.chunk_v = mem_k[:, done * C:].clone(), mem_v[:, done * C:].clone()
         state.h, state.pos = h[:, -1], state.pos + L
         return torch.cat([*outs, self._output(h, context)], 1), state
 
     def _project(self, u: Tensor):
-        "Steps 1 and the memory entries: k (the decay's input), z, mem_k, mem_v (..., banks, mem_dim) of every token."
+        "Step 1 and the memory entries: k (the decay's input), z, mem_k, mem_v (..., banks, mem_dim) of every token."
         k, v, z = self.W_kvz(u).chunk(3, -1)
-        banks = (self.num_memories, self.mem_dim)
-        return k, z, self.W_mem_k(k).unflatten(-1, banks), self.W_mem_v(v).unflatten(-1, banks)
+        entry = (self.num_memories, self.mem_dim)
+        return k, z, self.W_mem_k(k).unflatten(-1, entry), self.W_mem_v(v).unflatten(-1, entry)
 
     def _recurrence(self, k: Tensor, z: Tensor, h0: Tensor) -> Tensor:
         "Step 4 over a sequence: h (B, L, D), by one scan (input gate) or MDI's sequential loop (state gate)."
