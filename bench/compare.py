@@ -2,7 +2,10 @@
 
 Equal width, equal parameter count (`gpt_like`), equal tokens and steps, the same learning-rate sweep; each
 model is reported at its best learning rate. Tasks:
-  mqar   multi-query associative recall (Zoology), accuracy on fresh examples;   (L, pairs) settings below
+  mqar   multi-query associative recall (Zoology), accuracy on held-out examples;   (L, pairs) settings below.
+         --regime fresh (default): new examples with random filler at every step;
+         --regime zoology: the Zoology paper's Figure 2 setting, a fixed training set (--train-examples, 100,000)
+         read for many epochs, filler off, 3,000 test examples
   passkey  passkey retrieval: trained at one length, scored at that length and at longer ones (length generalisation;
          the GPT's learned positions beyond the training length are never trained)
   lm     language modelling on the Turkish + Python corpus (BPE 8192): a short learning-rate sweep scored by
@@ -11,6 +14,7 @@ model is reported at its best learning rate. Tasks:
 The table and a plot go to bench/results/compare_<task>_<machine>.md/.png.
 
     python bench/compare.py --task mqar                 # CPU-sized defaults
+    python bench/compare.py --task mqar --regime zoology --steps 20000   # the paper's data regime
     python bench/compare.py --task lm --ship data/models/mmrec-default
     python bench/compare.py --task mqar --smoke --out /tmp/x
 """
@@ -43,11 +47,24 @@ def build(kind, mm_cfg, max_len):
     return MMRecModel(mm_cfg) if kind == "mmrec" else GPT(gpt_like(mm_cfg, max_seq_len=max_len))
 
 
-def train_labelled(kind, mm_cfg, make_examples, lr, steps, batch_size, max_len, device):
-    "Train on `make_examples(n, generator) -> (ids, labels)` (fresh examples every step); returns (model, loss curve)."
-    model = build(kind, mm_cfg, max_len).to(device)
+def fixed_set_batches(inputs, labels, batch_size):
+    "batch(step, micro) over a fixed set read epoch after epoch, each epoch in its own shuffled order."
+    data = torch.stack([inputs, labels], 1).to(torch.int16)                # (n, 2, L): 100K x 512 in 200 MB
+    per_epoch = len(data) // batch_size
     def batch(step, micro):
+        epoch, i = divmod(step, per_epoch)
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch))
+        return data[order[i * batch_size:(i + 1) * batch_size]].long()
+    return batch
+
+
+def train_labelled(kind, mm_cfg, make_examples, lr, steps, batch_size, max_len, device, train_set=None):
+    """Train on `make_examples(n, generator) -> (ids, labels)` (fresh examples every step), or on `train_set`
+    (inputs, labels) read epoch after epoch; returns (model, loss curve)."""
+    model = build(kind, mm_cfg, max_len).to(device)
+    def fresh_batch(step, micro):
         return torch.stack(make_examples(batch_size, torch.Generator().manual_seed(step)), 1)
+    batch = fresh_batch if train_set is None else fixed_set_batches(*train_set, batch_size)
     cfg = TrainConfig(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), log_every=max(1, steps // 20), progress=False)
     with tempfile.TemporaryDirectory() as d:
         recs = Trainer(model, cfg, batch, d, loss_fn=labelled_loss).fit()
@@ -82,24 +99,39 @@ def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="los
     print("\n".join(lines))
 
 
+def mqar_examples(n, L, N, vocab, filler, seed, chunk=5000):
+    "`n` MQAR examples drawn `chunk` at a time (the generator's (chunk, vocab/2) draw stays small)."
+    g = torch.Generator().manual_seed(seed)
+    parts = [mqar(min(chunk, n - i), L, N, vocab_size=vocab, random_non_queries=filler, generator=g) for i in range(0, n, chunk)]
+    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+
+
 def mqar_task(args, dev, machine, slug, out):
     if args.smoke: settings, lrs, steps, bs, dim = [(64, 4)], [3e-3], 3, 4, 32
     elif dev.type == "cuda": settings, lrs, steps, bs, dim = [(64, 4), (128, 8), (256, 16), (512, 64)], [3e-4, 1e-3, 3e-3], 2000, 64, 128
     else: settings, lrs, steps, bs, dim = [(64, 4), (128, 8)], [1e-3, 3e-3], 400, 32, 64
+    steps = args.steps or steps
     vocab = 8192 if not args.smoke else 512
+    zoology = args.regime == "zoology"
+    n_train, n_test = (args.train_examples, 3000) if zoology else (0, 256)
+    if args.smoke: n_train, n_test = min(n_train, 64), min(n_test, 256)
     rows, curves = [], {}
     for L, N in settings:
         mm_cfg = MMRecConfig(vocab_size=vocab, model_dim=dim, num_layers=2, num_heads=4, inner_dim=dim // 4, num_memories=4,
                              mem_dim=dim // 2, mem_slots=max(8, L // 8), chunk_size=8)
-        x, y = mqar(256, L, N, vocab_size=vocab, generator=torch.Generator().manual_seed(10**6))
+        x, y = mqar_examples(n_test, L, N, vocab, filler=not zoology, seed=10**6)
+        train_set = mqar_examples(n_train, L, N, vocab, filler=False, seed=0) if zoology else None
         examples = lambda n, g: mqar(n, L, N, vocab_size=vocab, generator=g)
         for kind in ("mmrec", "gpt"):
-            acc, lr, _, curve, n = sweep(kind, lrs, lambda lr: train_labelled(kind, mm_cfg, examples, lr, steps, bs, L, dev),
+            acc, lr, _, curve, n = sweep(kind, lrs, lambda lr: train_labelled(kind, mm_cfg, examples, lr, steps, bs, L, dev, train_set),
                                          lambda m: mqar_accuracy(m, x.to(dev), y.to(dev)), f"L={L} pairs={N}")
             rows.append((L, N, kind, f"{n:,}", f"{lr:g}", f"{acc:.3f}")); curves.setdefault(f"MQAR L={L}, {N} pairs", {})[kind] = curve
-    write_table(out, f"compare_mqar_{slug}", f"MM-Rec vs GPT on MQAR, {machine}",
+    data = (f"a fixed training set of {n_train:,} examples without filler, read for {steps * bs / max(n_train, 1):.1f} epochs "
+            f"(the Zoology paper's regime); accuracy on {n_test:,} other examples" if zoology else
+            f"fresh examples with random filler at every step; accuracy on {n_test} other examples")
+    write_table(out, f"compare_mqar{'_zoology' if zoology else ''}_{slug}", f"MM-Rec vs GPT on MQAR, {machine}",
                 f"width {dim}, 2 layers each, GPT layers chosen for equal parameters; vocabulary {vocab}; {steps} steps of {bs} sequences; "
-                f"learning rates {lrs}, best shown; accuracy on 256 fresh examples.",
+                f"learning rates {lrs}, best shown; {data}.",
                 ["L", "pairs", "model", "parameters", "best lr", "accuracy"], rows, curves, args.smoke)
 
 
@@ -184,6 +216,10 @@ def main():
     p.add_argument("--ship", help="lm: export the MM-Rec run to this model folder (the assistant's default: data/models/mmrec-default)")
     p.add_argument("--work", help="lm: keep the runs in this folder (default: a temporary one)")
     p.add_argument("--jobs", type=int, default=0, help="lm: runs trained side by side (default 2, 1 with --smoke)")
+    p.add_argument("--regime", choices=["fresh", "zoology"], default="fresh",
+                   help="mqar: fresh examples with filler every step, or the Zoology paper's fixed set without filler")
+    p.add_argument("--train-examples", type=int, default=100_000, help="mqar --regime zoology: size of the training set")
+    p.add_argument("--steps", type=int, default=0, help="mqar: training steps (default: by device)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()

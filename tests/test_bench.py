@@ -37,6 +37,13 @@ def test_compare_bench_smoke(tmp_path):
     assert list(tmp_path.glob("compare_mqar_*.png"))
 
 
+def test_compare_zoology_regime_smoke(tmp_path):
+    result = smoke("compare.py", tmp_path, "--task", "mqar", "--regime", "zoology")
+    assert result.name.startswith("compare_mqar_zoology_")
+    text = result.read_text()
+    assert "a fixed training set of 64 examples without filler" in text and "| 64 | 4 | gpt |" in text
+
+
 def test_compare_passkey_smoke(tmp_path):
     text = smoke("compare.py", tmp_path, "--task", "passkey").read_text()
     assert "| model | parameters | best lr | L=32 | L=64 |" in text and "| mmrec |" in text and "| gpt |" in text

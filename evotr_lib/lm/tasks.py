@@ -31,24 +31,28 @@ def bits_per_byte(nats: float, n_bytes: int) -> float:
     if n_bytes <= 0: raise ValueError(f"n_bytes must be positive, got {n_bytes}")
     return nats / math.log(2) / n_bytes
 
-# %% ../../nbs/lm/23_tasks.ipynb #e3020556
+# %% ../../nbs/lm/23_tasks.ipynb #fd095378
 IGNORE = -100   # label of unscored positions (the cross-entropy ignore_index)
 
 def mqar(num_examples: int, seq_len: int, num_kv_pairs: int, vocab_size: int = 8192, power_a: float = 0.01,
-         random_non_queries: bool = True, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+         random_non_queries: bool = True, num_passes: int = 1,
+         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     "MQAR examples: (inputs (n, L), labels (n, L)) with labels = the value at each query position, IGNORE elsewhere."
     n, L, N, V = num_examples, seq_len, num_kv_pairs, vocab_size
     if L % 2: raise ValueError(f"seq_len must be even, got {L}")
     if V <= L or V // 2 - 1 < N: raise ValueError(f"vocab_size={V} too small for seq_len={L} and {N} distinct keys")
-    space = (L - 2 * N) // 2                                                    # query slots after the pairs
-    if space < N: raise ValueError(f"seq_len={L} has room for {space} queries, fewer than num_kv_pairs={N}")
+    if num_passes < 1: raise ValueError(f"num_passes must be >= 1, got {num_passes}")
+    context = 2 * N * num_passes                                                # the pairs, read num_passes times
+    if context + 2 * N > L: raise ValueError(
+        f"seq_len={L} has no room for {N} pairs read {num_passes} time(s) and {N} queries ({context + 2 * N} tokens)")
+    space = (L - context) // 2                                                  # query slots after the pairs
     keys = torch.rand(n, V // 2 - 1, generator=generator).argsort(1)[:, :N] + 1        # distinct keys in [1, V/2)
     values = torch.rand(n, V - V // 2, generator=generator).argsort(1)[:, :N] + V // 2   # distinct values in [V/2, V)
     p = power_a * torch.arange(1, space + 1, dtype=torch.float64) ** (power_a - 1)
     gaps = torch.multinomial((p / p.sum()).expand(n, space), N, replacement=False, generator=generator)   # (n, N)
     inputs = torch.zeros(n, L, dtype=torch.long)
-    inputs[:, 0:2 * N:2], inputs[:, 1:2 * N:2] = keys, values
-    query_pos = 2 * N + 2 * gaps
+    inputs[:, :context] = torch.stack([keys, values], 2).flatten(1).repeat(1, num_passes)   # k1 v1 k2 v2 ... (again)
+    query_pos = context + 2 * gaps
     inputs.scatter_(1, query_pos, keys)
     labels = torch.full((n, L), IGNORE, dtype=torch.long).scatter_(1, query_pos, values)
     if random_non_queries:
