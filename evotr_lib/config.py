@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['OFFLINE_ENV_VARS', 'PACKAGE_DIR', 'REPO_DIR', 'LEXICON_DIR_ENV', 'LEXICON_DIRS', 'DTYPES', 'set_offline',
            'is_offline', 'data_home', 'available_devices', 'get_device', 'dictd_files', 'freedict_files', 'cpu_threads',
-           'seed_everything', 'atomic_path', 'atomic_write_text', 'Config', 'lazy_exports', 'resolve_dtype']
+           'seed_everything', 'stable_unit', 'atomic_path', 'atomic_write_text', 'Config', 'lazy_exports',
+           'resolve_dtype']
 
 # %% ../nbs/00_config.ipynb #ec45da5d
-import contextlib, dataclasses, importlib, json, os, random, shutil, sys, types, typing
+import contextlib, dataclasses, hashlib, importlib, json, os, random, shutil, sys, types, typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -108,6 +109,11 @@ def seed_everything(seed: int = 0) -> int:
     import torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)  # torch.manual_seed seeds every CUDA device too
     return seed
+
+# %% ../nbs/00_config.ipynb #bb3dc4f5
+def stable_unit(*parts: str) -> float:
+    "A deterministic number in [0, 1) from the sha256 of `parts` joined with '/'."
+    return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:8], "big") / 2**64
 
 # %% ../nbs/00_config.ipynb #c0fe1c29
 def _check_type(name: str, value, tp):

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from .expert_config import (EXPERTS, SPLITS, ExpertDataConfig, check_example, example_chars,
-                                              expert_data_dir, source_kind, stable_unit)
+                                              expert_data_dir, source_kind)
 from .debian import DEBIAN_SOURCES, find_debian_package
 from .libreoffice_help import help_examples
 from .memory_examples import memory_examples
@@ -20,7 +20,7 @@ from .python_docs import doc_section_examples, faq_examples
 from .smalltalk import qa_examples, smalltalk_examples
 from .stdlib_examples import dedupe_functions, stdlib_examples, stdlib_functions
 from .task_examples import task_examples
-from ..config import REPO_DIR, atomic_write_text
+from ..config import REPO_DIR, atomic_write_text, stable_unit
 
 # %% ../../nbs/assistant/36m_expert_data.ipynb #f29ed1e6
 def held_out_texts(roots: list[Path] | None = None) -> set[str]:

@@ -67,7 +67,8 @@ def prompt_completion(example: dict) -> dict:
 def mix_examples(examples: list[dict], mixture: dict[str, float] | None, salt: str = "evotr-mixture") -> list[dict]:
     """`examples` repeated or sampled per source kind by `mixture` (kind -> copies); all of them once when `mixture` is
     None."""
-    from evotr_lib.assistant.expert_config import source_kind, stable_unit
+    from evotr_lib.assistant.expert_config import source_kind
+    from evotr_lib.config import stable_unit
     from evotr_lib.assistant.expert_data import example_digest
     if mixture is None: return list(examples)
     if unknown := sorted({source_kind(e) for e in examples} - set(mixture)): print(

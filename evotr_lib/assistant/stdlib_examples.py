@@ -12,7 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from .expert_config import (ExpertDataConfig, chat_example, choose, example_chars, fence,
-                                              python_files, stable_unit, stdlib_dir)
+                                              python_files, stdlib_dir)
+from ..config import stable_unit
 
 # %% ../../nbs/assistant/36b_stdlib_examples.ipynb #4eeeff35
 _BUILTINS = frozenset(dir(builtins))

@@ -11,10 +11,11 @@ from collections import Counter
 from pathlib import Path
 
 from .expert_config import (ExpertDataConfig, chat_example, choose, example_chars, fence,
-                                              stable_unit, written_dir)
+                                              written_dir)
 from .more_python_tasks import DICT_TASKS, NUMBER_TASKS, UTILITY_TASKS
 from .python_tasks import LIST_TASKS, STRING_TASKS
 from .stdlib_examples import third_person
+from ..config import stable_unit
 
 # %% ../../nbs/assistant/36g_task_examples.ipynb #2a4aa582
 TASKS = STRING_TASKS + LIST_TASKS + DICT_TASKS + NUMBER_TASKS + UTILITY_TASKS

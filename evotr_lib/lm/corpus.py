@@ -4,11 +4,10 @@
 
 # %% auto #0
 __all__ = ['SPLITS', 'SOURCES', 'HELP_PACKAGES', 'DOC_SEP', 'TR_STOPWORDS', 'EN_STOPWORDS', 'LICENCES', 'DataConfig',
-           'corpus_dir', 'stable_unit', 'assign_split', 'normalize_prose', 'extract_help_paragraphs', 'lang_features',
-           'detect_lang', 'is_running_text', 'stdlib_dir', 'python_files', 'normalize_code', 'build_source',
-           'help_documents', 'python_documents', 'write_jsonl_gz', 'read_jsonl_gz', 'build_corpus', 'fetch_help',
-           'rebuild_corpus', 'corpus_sources', 'load_documents', 'load_corpus', 'load_manifest', 'split_bytes',
-           'corpus_table']
+           'corpus_dir', 'assign_split', 'normalize_prose', 'extract_help_paragraphs', 'lang_features', 'detect_lang',
+           'is_running_text', 'stdlib_dir', 'python_files', 'normalize_code', 'build_source', 'help_documents',
+           'python_documents', 'write_jsonl_gz', 'read_jsonl_gz', 'build_corpus', 'fetch_help', 'rebuild_corpus',
+           'corpus_sources', 'load_documents', 'load_corpus', 'load_manifest', 'split_bytes', 'corpus_table']
 
 # %% ../../nbs/lm/20_corpus.ipynb #756a3413
 import gzip, hashlib, json, re, shutil, subprocess, sys, sysconfig, unicodedata
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 
-from ..config import Config, REPO_DIR, data_home
+from ..config import Config, REPO_DIR, data_home, stable_unit
 from ..text import TR_LETTERS
 
 # %% ../../nbs/lm/20_corpus.ipynb #3ce26b69
@@ -53,10 +52,6 @@ def corpus_dir() -> Path:
     return REPO_DIR / "data" / "corpus"
 
 # %% ../../nbs/lm/20_corpus.ipynb #ce93f8bf
-def stable_unit(*parts: str) -> float:
-    "A deterministic number in [0, 1) from the sha256 of `parts` joined with '/'."
-    return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:8], "big") / 2**64
-
 def assign_split(source: str, doc_id: str, cfg: DataConfig) -> str:
     "The split of a whole document, by a stable hash of its id."
     u = stable_unit(cfg.salt, "split", source, doc_id)
