@@ -2,7 +2,9 @@
 
 Equal width, equal parameter count (`gpt_like`), equal tokens and steps, the same learning-rate sweep; each
 model is reported at its best learning rate. Tasks:
-  mqar   multi-query associative recall (Zoology), accuracy on held-out examples;   (L, pairs) settings below.
+  mqar   multi-query associative recall (Zoology), accuracy on held-out examples, for the GPT and each MM-Rec
+         memory variant (--variants); every run is kept in --work and resumes there; the best runs also go to
+         bench/results/mqar.json (one row per model, variant, setting, regime and machine).
          --regime fresh (default): new examples with random filler at every step;
          --regime zoology: the Zoology paper's Figure 2 setting, a fixed training set (--train-examples, 100,000)
          read for many epochs, filler off, 3,000 test examples
@@ -14,7 +16,7 @@ model is reported at its best learning rate. Tasks:
 The table and a plot go to bench/results/compare_<task>_<machine>.md/.png.
 
     python bench/compare.py --task mqar                 # CPU-sized defaults
-    python bench/compare.py --task mqar --regime zoology --steps 20000   # the paper's data regime
+    python bench/compare.py --task mqar --regime zoology --steps 20000 --work runs/mqar   # the paper's data regime (GPU)
     python bench/compare.py --task lm --ship data/models/mmrec-default
     python bench/compare.py --task mqar --smoke --out /tmp/x
 """
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from _common import machine as bench_machine, machine_slug, write_results
-from evotr_lib.config import seed_everything
+from evotr_lib.config import atomic_write_text, seed_everything
 from evotr_lib.lm.gpt import GPT, gpt_like
 from evotr_lib.mmrec.model import MMRecConfig, MMRecModel
 from evotr_lib.lm.tasks import IGNORE, mqar, mqar_accuracy, passkey, passkey_accuracy
@@ -99,6 +101,10 @@ def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="los
     print("\n".join(lines))
 
 
+MQAR_VARIANTS = {"chunk-mean": {}, "conv": dict(mem_conv=2), "delta": dict(delta_memory=True),
+                 "conv+delta": dict(mem_conv=2, delta_memory=True)}   # 14_layer's memory variants; chunk-mean is the design's
+
+
 def mqar_examples(n, L, N, vocab, filler, seed, chunk=5000):
     "`n` MQAR examples drawn `chunk` at a time (the generator's (chunk, vocab/2) draw stays small)."
     g = torch.Generator().manual_seed(seed)
@@ -106,33 +112,90 @@ def mqar_examples(n, L, N, vocab, filler, seed, chunk=5000):
     return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 
-def mqar_task(args, dev, machine, slug, out):
-    if args.smoke: settings, lrs, steps, bs, dim = [(64, 4)], [3e-3], 3, 4, 32
-    elif dev.type == "cuda": settings, lrs, steps, bs, dim = [(64, 4), (128, 8), (256, 16), (512, 64)], [3e-4, 1e-3, 3e-3], 2000, 64, 128
-    else: settings, lrs, steps, bs, dim = [(64, 4), (128, 8)], [1e-3, 3e-3], 400, 32, 64
-    steps = args.steps or steps
-    vocab = 8192 if not args.smoke else 512
+def mqar_job(kind, variant, mm_cfg, L, N, p, lr, run_dir):
+    """Train (or resume) one MQAR run in `run_dir` and score it; the result is kept in run_dir/result.json, so a finished
+    run is read back and an interrupted one continues from its last checkpoint (every tenth of the steps)."""
+    torch.set_num_threads(p["threads"])
+    run_dir = Path(run_dir); done = run_dir / "result.json"
+    if done.is_file(): return json.loads(done.read_text())
+    dev = torch.device(p["device"])
+    model = build(kind, mm_cfg, L).to(dev)
+    if p["regime"] == "zoology":
+        batch = fixed_set_batches(*mqar_examples(p["train_examples"], L, N, p["vocab"], filler=False, seed=0), p["batch_size"])
+    else:
+        batch = lambda step, micro: torch.stack(mqar(p["batch_size"], L, N, vocab_size=p["vocab"], generator=torch.Generator().manual_seed(step)), 1)
+    steps = p["steps"]
+    cfg = TrainConfig(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), log_every=max(1, steps // 50),
+                      ckpt_every=max(1, steps // 10), progress=False)
+    trainer = Trainer(model, cfg, batch, run_dir, loss_fn=labelled_loss)
+    if (run_dir / "checkpoints" / "latest").exists(): trainer.load_checkpoint()
+    trainer.fit()
+    x, y = mqar_examples(p["test_examples"], L, N, p["vocab"], filler=p["regime"] == "fresh", seed=10**6)
+    recs = read_metrics(run_dir / "metrics.jsonl")
+    times = [r["time"] for r in recs if "time" in r]
+    result = dict(model=kind, variant=variant, seq_len=L, num_kv_pairs=N, accuracy=round(mqar_accuracy(model.eval(), x.to(dev), y.to(dev)), 4),
+                  parameters=model.num_parameters(), steps=steps, lr=lr, regime=p["regime"], vocab_size=p["vocab"],
+                  batch_size=p["batch_size"], model_dim=mm_cfg.model_dim, machine=p["machine"],
+                  seconds=round(sum(t for t, nxt in zip(times, times[1:] + [0.0]) if nxt < t)),
+                  curve=[(r["step"], r["loss"]) for r in recs if "loss" in r])
+    atomic_write_text(done, json.dumps(result) + "\n")
+    return result
+
+
+def mqar_task(args, dev, machine, slug, out, work):
+    if args.smoke: settings, lrs, steps, bs, dim, vocab = [(64, 4)], [3e-3], 3, 4, 32, 512
+    elif dev.type == "cuda": settings, lrs, steps, bs, dim, vocab = [(64, 4), (128, 8), (256, 16), (512, 64)], [3e-4, 1e-3, 3e-3], 2000, 64, 128, 8192
+    else: settings, lrs, steps, bs, dim, vocab = [(64, 4), (128, 8)], [3e-3], 1500, 32, 64, 512
+    settings = [tuple(map(int, s.split("x"))) for s in args.settings.split(",")] if args.settings else settings
+    lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else lrs
+    steps, vocab, dim = args.steps or steps, args.vocab or vocab, args.width or dim
+    variants = args.variants.split(",") if args.variants else list(MQAR_VARIANTS)
+    unknown = set(variants) - set(MQAR_VARIANTS)
+    if unknown: raise SystemExit(f"unknown --variants {sorted(unknown)}; choose from {list(MQAR_VARIANTS)}")
     zoology = args.regime == "zoology"
-    n_train, n_test = (args.train_examples, 3000) if zoology else (0, 256)
-    if args.smoke: n_train, n_test = min(n_train, 64), min(n_test, 256)
-    rows, curves = [], {}
+    p = dict(regime=args.regime, vocab=vocab, steps=steps, batch_size=bs, device=dev.type, machine=machine, threads=1 if dev.type == "cpu" else 4,
+             train_examples=min(args.train_examples, 64) if args.smoke else args.train_examples,
+             test_examples=(3000 if zoology else 256) if not args.smoke else 64)
+    models = ([("gpt", "-")] if not args.no_gpt else []) + [("mmrec", v) for v in variants]
+    jobs = []
     for L, N in settings:
-        mm_cfg = MMRecConfig(vocab_size=vocab, model_dim=dim, num_layers=2, num_heads=4, inner_dim=dim // 4, num_memories=4,
-                             mem_dim=dim // 2, mem_slots=max(8, L // 8), chunk_size=8)
-        x, y = mqar_examples(n_test, L, N, vocab, filler=not zoology, seed=10**6)
-        train_set = mqar_examples(n_train, L, N, vocab, filler=False, seed=0) if zoology else None
-        examples = lambda n, g: mqar(n, L, N, vocab_size=vocab, generator=g)
-        for kind in ("mmrec", "gpt"):
-            acc, lr, _, curve, n = sweep(kind, lrs, lambda lr: train_labelled(kind, mm_cfg, examples, lr, steps, bs, L, dev, train_set),
-                                         lambda m: mqar_accuracy(m, x.to(dev), y.to(dev)), f"L={L} pairs={N}")
-            rows.append((L, N, kind, f"{n:,}", f"{lr:g}", f"{acc:.3f}")); curves.setdefault(f"MQAR L={L}, {N} pairs", {})[kind] = curve
-    data = (f"a fixed training set of {n_train:,} examples without filler, read for {steps * bs / max(n_train, 1):.1f} epochs "
-            f"(the Zoology paper's regime); accuracy on {n_test:,} other examples" if zoology else
-            f"fresh examples with random filler at every step; accuracy on {n_test} other examples")
-    write_table(out, f"compare_mqar{'_zoology' if zoology else ''}_{slug}", f"MM-Rec vs GPT on MQAR, {machine}",
-                f"width {dim}, 2 layers each, GPT layers chosen for equal parameters; vocabulary {vocab}; {steps} steps of {bs} sequences; "
-                f"learning rates {lrs}, best shown; {data}.",
-                ["L", "pairs", "model", "parameters", "best lr", "accuracy"], rows, curves, args.smoke)
+        base = MMRecConfig(vocab_size=vocab, model_dim=dim, num_layers=2, num_heads=4, inner_dim=dim // 4, num_memories=4,
+                           mem_dim=dim // 2, mem_slots=max(8, L // 8), chunk_size=8)   # the GPT matches the chunk-mean model
+        for kind, variant in models:
+            cfg = base if kind == "gpt" else base.replace(**MQAR_VARIANTS[variant])
+            for lr in lrs:
+                jobs.append((kind, variant, cfg if kind == "mmrec" else base, L, N, p, lr,
+                             work / f"mqar_{args.regime}_v{vocab}_w{dim}_{L}x{N}_{kind}_{variant}_lr{lr:g}_{steps}"))
+    with ProcessPoolExecutor(args.jobs or 1, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
+        results = [f.result() for f in [pool.submit(mqar_job, *j) for j in jobs]]
+    best = {}
+    for r in results:
+        print(f"L={r['seq_len']} pairs={r['num_kv_pairs']} {r['model']} {r['variant']} lr={r['lr']:g}: {r['accuracy']:.3f} ({r['seconds']} s)", flush=True)
+        key = (r["seq_len"], r["num_kv_pairs"], r["model"], r["variant"])
+        if key not in best or r["accuracy"] > best[key]["accuracy"]: best[key] = r
+    rows = [(L, N, kind, var, f"{r['parameters']:,}", f"{r['lr']:g}", f"{r['seconds'] / 60:.1f} min", f"{r['accuracy']:.3f}")
+            for (L, N, kind, var), r in best.items()]
+    curves = {}
+    for (L, N, kind, var), r in best.items(): curves.setdefault(f"MQAR L={L}, {N} pairs", {})[kind if kind == "gpt" else f"mmrec {var}"] = r["curve"]
+    data = (f"a fixed training set of {p['train_examples']:,} examples without filler, read for {steps * bs / max(p['train_examples'], 1):.1f} epochs "
+            f"(the Zoology paper's regime); accuracy on {p['test_examples']:,} other examples" if zoology else
+            f"fresh examples with random filler at every step; accuracy on {p['test_examples']} other examples with filler")
+    name = f"compare_mqar{'_zoology' if zoology else ''}_{slug}"
+    write_table(out, name, f"MM-Rec memory variants vs GPT on MQAR, {machine}",
+                f"width {dim}, 2 layers each (MM-Rec: 4 memory banks of {dim // 2}, chunks of 8, slots L/8), GPT layers chosen for the parameters "
+                f"of the chunk-mean MM-Rec; vocabulary {vocab}; {steps} steps of {bs} sequences (warmup 10%, cosine to lr/10); learning rates {lrs}, "
+                f"best shown; {data}. Runs are resumable (`--work`); train time is per run, one thread each, {args.jobs or 1} side by side.",
+                ["L", "pairs", "model", "memory variant", "parameters", "best lr", "train time", "accuracy"], rows, curves, args.smoke)
+    if not args.smoke: record_mqar(out / "mqar.json", [{k: v for k, v in r.items() if k != "curve"} for r in best.values()])
+
+
+def record_mqar(path, rows):
+    "Merge `rows` into the list in `path`: a row replaces an earlier one of the same model, variant, setting, regime, vocabulary, width and machine."
+    key = lambda r: tuple(r.get(k) for k in ("model", "variant", "seq_len", "num_kv_pairs", "regime", "vocab_size", "model_dim", "machine"))
+    old = json.loads(path.read_text()) if path.is_file() else []
+    new = {key(r) for r in rows}
+    merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["regime"], r["seq_len"], r["model"], r["variant"]))
+    atomic_write_text(path, json.dumps(merged, indent=1) + "\n")
 
 
 def passkey_task(args, dev, machine, slug, out):
@@ -214,22 +277,28 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=["mqar", "passkey", "lm"], default="mqar")
     p.add_argument("--ship", help="lm: export the MM-Rec run to this model folder (the assistant's default: data/models/mmrec-default)")
-    p.add_argument("--work", help="lm: keep the runs in this folder (default: a temporary one)")
-    p.add_argument("--jobs", type=int, default=0, help="lm: runs trained side by side (default 2, 1 with --smoke)")
+    p.add_argument("--work", help="mqar, lm: keep the runs in this folder, so that running again resumes them (default: a temporary one)")
+    p.add_argument("--jobs", type=int, default=0, help="mqar, lm: runs trained side by side (default: mqar 1, lm 2, 1 with --smoke)")
+    p.add_argument("--settings", help="mqar: comma-separated LxPAIRS, e.g. 64x4,128x8 (default: by device)")
+    p.add_argument("--variants", help=f"mqar: MM-Rec memory variants to train, comma-separated (default: all of {list(MQAR_VARIANTS)})")
+    p.add_argument("--no-gpt", action="store_true", help="mqar: leave out the GPT baseline")
+    p.add_argument("--lrs", help="mqar: comma-separated learning rates (default: by device)")
+    p.add_argument("--vocab", type=int, default=0, help="mqar: vocabulary size (default: 8192 on GPU as Zoology, 512 on CPU)")
+    p.add_argument("--width", type=int, default=0, help="mqar: model width (default: 128 on GPU, 64 on CPU)")
     p.add_argument("--regime", choices=["fresh", "zoology"], default="fresh",
                    help="mqar: fresh examples with filler every step, or the Zoology paper's fixed set without filler")
     p.add_argument("--train-examples", type=int, default=100_000, help="mqar --regime zoology: size of the training set")
-    p.add_argument("--steps", type=int, default=0, help="mqar: training steps (default: by device)")
+    p.add_argument("--steps", type=int, default=0, help="mqar: training steps per run (default: by device)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     machine, slug = bench_machine(dev), machine_slug(dev)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    if args.task == "mqar": return mqar_task(args, dev, machine, slug, out)
     if args.task == "passkey": return passkey_task(args, dev, machine, slug, out)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp); work.mkdir(parents=True, exist_ok=True)
+        if args.task == "mqar": return mqar_task(args, dev, machine, slug, out, work)
         rows, curves, bpb, desc = run_lm_task(args, dev, work)
         write_table(out, f"compare_lm_{slug}", f"MM-Rec vs GPT on language modelling, {machine}", desc,
                     ["model", "parameters", "sweep: validation bpb by lr", "best lr", "tokens", "train time", "test bpb"], rows, curves,

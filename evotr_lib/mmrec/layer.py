@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .delta_rule import delta_rule_chunked, delta_rule_step
 from .hds import HierarchicalDataStructure, pool_levels
 from .mdi import GateMode, MemoryDecayIntegration
 from .memory_state import MemoryState
@@ -59,6 +60,8 @@ class MMRecLayerState:
     chunk_k: Tensor  # (B, t, banks, mem_dim): the entries of the t = pos % chunk_size tokens of the unfinished chunk
     chunk_v: Tensor  # (B, t, banks, mem_dim)
     pos: int = 0     # tokens seen so far
+    conv: Tensor | None = None   # (B, mem_conv - 1, 2D): the last inputs of the memory entries (variant a)
+    assoc: Tensor | None = None  # (B, banks, mem_dim, mem_dim): the delta-rule memories, transposed (variant b)
 
 # %% ../../nbs/mmrec/14_layer.ipynb #ceb8aa7e
 def memory_windows(entries: Tensor, slots: int, num_chunks: int) -> Tensor:
@@ -79,16 +82,19 @@ class MMRecMixer(nn.Module):
     def __init__(self, model_dim: int, inner_dim: int, num_heads: int, num_memories: int, mem_dim: int,
                  head_dim: int | None = None, mem_slots: int = 16, chunk_size: int = 64,
                  hds_level_dims: list[int] | None = None, mem_read_level: int = -1, gate_mode: GateMode = "input",
-                 norm_eps: float = 1e-5, scan_backend: str = "auto"):
+                 norm_eps: float = 1e-5, scan_backend: str = "auto", mem_conv: int = 0, delta_memory: bool = False):
         super().__init__()
         if gate_mode not in ("input", "state"): raise ValueError(
             f"gate_mode must be 'input' or 'state', got {gate_mode!r}")
+        if mem_conv < 0 or mem_conv == 1: raise ValueError(
+            f"mem_conv must be 0 (no convolution) or a kernel width >= 2, got {mem_conv}")
         self.hds_level_dims = list(hds_level_dims or [mem_slots])
         if not -len(self.hds_level_dims) <= mem_read_level < len(self.hds_level_dims):
             raise ValueError(f"mem_read_level {mem_read_level} out of range for {len(self.hds_level_dims)} HDS levels")
         self.model_dim, self.num_memories, self.mem_dim = model_dim, num_memories, mem_dim
         self.mem_slots, self.chunk_size, self.mem_read_level = mem_slots, chunk_size, mem_read_level
         self.gate_mode, self.scan_backend = gate_mode, scan_backend
+        self.mem_conv, self.delta_memory = mem_conv, delta_memory
         self.W_kvz = nn.Linear(model_dim, 3 * model_dim, bias=False)             # k, v, z
         self.mdi = MemoryDecayIntegration(model_dim, inner_dim)                  # gate g(z), decay gamma(k)
         self.W_mem_k = nn.Linear(model_dim, num_memories * mem_dim, bias=False)  # memory entries from k ...
@@ -98,18 +104,27 @@ class MMRecMixer(nn.Module):
         self.attn = MultiMemoryAttention(model_dim, num_heads, head_dim or model_dim // num_heads, mem_dim)
         self.norm_h = nn.RMSNorm(model_dim, eps=norm_eps)
         self.W_o = nn.Linear(model_dim, model_dim, bias=False)
+        if mem_conv:                                                             # (a): taps w_j of x_{t-j}, newest
+            self.W_conv = nn.Parameter(torch.zeros(mem_conv, 2 * model_dim))     # last; start at the identity
+            with torch.no_grad(): self.W_conv[-1] = 1
+        if delta_memory:                                                         # (b): per bank a query,
+            self.W_assoc_q = nn.Linear(model_dim, num_memories * mem_dim, bias=False)   # a write strength
+            self.W_assoc_beta = nn.Linear(model_dim, num_memories, bias=False)          # and the read-out
+            self.W_assoc_o = nn.Linear(num_memories * mem_dim, model_dim, bias=False)
 
     def init_state(self, batch_size: int) -> MMRecLayerState:
         "A fresh state: h = 0, the learned slots as long-term memory, an empty chunk; dtype and device of the weights."
         B, banks, slots, d = batch_size, self.num_memories, self.mem_slots, self.mem_dim
-        empty = self.mem_init_k.new_zeros(B, 0, banks, d)
-        return MMRecLayerState(h=self.mem_init_k.new_zeros(B, self.model_dim),
-                               long_k=self.mem_init_k.expand(B, banks, slots, d),
-                               long_v=self.mem_init_v.expand(B, banks, slots, d), chunk_k=empty, chunk_v=empty)
+        zeros = self.mem_init_k.new_zeros
+        return MMRecLayerState(h=zeros(B, self.model_dim), long_k=self.mem_init_k.expand(B, banks, slots, d),
+                               long_v=self.mem_init_v.expand(B, banks, slots, d), chunk_k=zeros(B, 0, banks, d),
+                               chunk_v=zeros(B, 0, banks, d),
+                               conv=zeros(B, self.mem_conv - 1, 2 * self.model_dim) if self.mem_conv else None,
+                               assoc=zeros(B, banks, d, d) if self.delta_memory else None)
 
     def step(self, u: Tensor, state: MMRecLayerState) -> tuple[Tensor, MMRecLayerState]:
         "One token u (B, D) -> (out (B, D), state), updating the state in place."
-        k, z, mem_k, mem_v = self._project(u)                                   # mem_*: (B, banks, mem_dim)
+        k, z, mem_k, mem_v = (x[:, 0] for x in self._project(u[:, None], state))   # mem_*: (B, banks, mem_dim)
         h = self.mdi.step(z, state.h, gate_mode=self.gate_mode, decay_from=k)  # h = g * z + gamma * h_prev
         chunk_k = torch.cat([state.chunk_k, mem_k[:, None]], 1)                 # (B, t + 1, banks, mem_dim)
         chunk_v = torch.cat([state.chunk_v, mem_v[:, None]], 1)
@@ -120,8 +135,12 @@ class MMRecMixer(nn.Module):
             state.long_k = torch.cat([state.long_k[:, :, 1:], chunk_k.mean(1)[:, :, None]], 2)   # enters the memory
             state.long_v = torch.cat([state.long_v[:, :, 1:], chunk_v.mean(1)[:, :, None]], 2)
             chunk_k, chunk_v = chunk_k[:, :0], chunk_v[:, :0]
+        recalled = None
+        if self.delta_memory:
+            q, key, beta = self._assoc_inputs(u, mem_k)                         # (B, banks, mem_dim), (B, banks)
+            recalled, state.assoc = delta_rule_step(q, key, mem_v, beta, state.assoc)
         state.h, state.chunk_k, state.chunk_v, state.pos = h, chunk_k, chunk_v, state.pos + 1
-        return self._output(h, context), state
+        return self._output(h, context, recalled), state
 
     def forward(self, u: Tensor, state: MMRecLayerState | None = None) -> tuple[Tensor, MMRecLayerState]:
         "u (B, L, D) -> (out (B, L, D), state after the last token). A None state starts fresh."
@@ -135,7 +154,7 @@ class MMRecMixer(nn.Module):
         u = u[:, lead:]; L = u.shape[1]
         if L == 0: return torch.cat(outs, 1), state
         n, pad = -(-L // C), -L % C                                             # chunks, padding of the last one
-        k, z, mem_k, mem_v = self._project(u)                                   # mem_*: (B, L, banks, mem_dim)
+        k, z, mem_k, mem_v = self._project(u, state)                            # mem_*: (B, L, banks, mem_dim)
         h = self._recurrence(k, z, state.h)                                     # (B, L, D)
         tok_k = F.pad(mem_k, (0, 0, 0, 0, 0, pad)).unflatten(1, (n, C))        # (B, n, C, banks, mem_dim)
         tok_v = F.pad(mem_v, (0, 0, 0, 0, 0, pad)).unflatten(1, (n, C))
@@ -148,19 +167,36 @@ class MMRecMixer(nn.Module):
         mask = chunk_attention_mask(C, banks, long_k.shape[2], u.device)
         queries = F.pad(h, (0, 0, 0, pad)).view(B * n, C, D)
         context = self.attn.attend(queries, keys, values, mask).view(B, n * C, D)[:, :L]
+        recalled = None
+        if self.delta_memory:                                                   # banks as the batch of the rule
+            q, key, beta = (x.transpose(1, 2) for x in self._assoc_inputs(u, mem_k))   # (B, banks, L, ...)
+            recalled, state.assoc = delta_rule_chunked(q, key, mem_v.transpose(1, 2), beta, state.assoc)
+            recalled = recalled.transpose(1, 2)                                 # (B, L, banks, mem_dim)
         done = L // C                                                           # chunks this call completes
         keep = slice(done, done + slots)                                        # the newest `slots` entries
         # copies, so the state does not keep this call's whole tensors alive
         state.long_k, state.long_v = entries_k[:, :, keep].clone(), entries_v[:, :, keep].clone()
         state.chunk_k, state.chunk_v = mem_k[:, done * C:].clone(), mem_v[:, done * C:].clone()
         state.h, state.pos = h[:, -1], state.pos + L
-        return torch.cat([*outs, self._output(h, context)], 1), state
+        return torch.cat([*outs, self._output(h, context, recalled)], 1), state
 
-    def _project(self, u: Tensor):
-        "Step 1 and the memory entries: k (the decay's input), z, mem_k, mem_v (..., banks, mem_dim) of every token."
+    def _project(self, u: Tensor, state: MMRecLayerState):
+        """Step 1 and the memory entries of tokens u (B, L, D): k (the decay's input), z, and mem_k, mem_v
+        (B, L, banks, mem_dim); moves the window of variant (a) in `state` on by L tokens."""
         k, v, z = self.W_kvz(u).chunk(3, -1)
+        kv = torch.cat([k, v], -1)                                              # (B, L, 2D): what the entries see
+        if self.mem_conv:
+            L, window = kv.shape[1], torch.cat([state.conv, kv], 1)             # (B, K - 1 + L, 2D)
+            kv = sum(w * window[:, j:j + L] for j, w in enumerate(self.W_conv)) # sum_j w_j x_{t-K+1+j}
+            state.conv = window[:, L:].clone()                                  # the last K - 1 inputs
         entry = (self.num_memories, self.mem_dim)
-        return k, z, self.W_mem_k(k).unflatten(-1, entry), self.W_mem_v(v).unflatten(-1, entry)
+        mem_k, mem_v = (W(x).unflatten(-1, entry) for W, x in zip((self.W_mem_k, self.W_mem_v), kv.chunk(2, -1)))
+        return k, z, mem_k, mem_v
+
+    def _assoc_inputs(self, u: Tensor, mem_k: Tensor):
+        "Variant (b)'s unit query and unit key (..., banks, mem_dim) and write strength beta (..., banks) per token."
+        q = self.W_assoc_q(u).unflatten(-1, (self.num_memories, self.mem_dim))
+        return F.normalize(q, dim=-1), F.normalize(mem_k, dim=-1), torch.sigmoid(self.W_assoc_beta(u))
 
     def _recurrence(self, k: Tensor, z: Tensor, h0: Tensor) -> Tensor:
         "Step 4 over a sequence: h (B, L, D), by one scan (input gate) or MDI's sequential loop (state gate)."
@@ -172,4 +208,7 @@ class MMRecMixer(nn.Module):
         "The long-term memory (..., slots, mem_dim) as read: pooled to HDS level `mem_read_level`, (..., M_l, mem_dim)."
         return pool_levels(long, self.hds_level_dims)[self.mem_read_level]
 
-    def _output(self, h: Tensor, context: Tensor) -> Tensor: return self.W_o(self.norm_h(h)) + context
+    def _output(self, h: Tensor, context: Tensor, recalled: Tensor | None = None) -> Tensor:
+        "W_o RMSNorm(h) + the attention's context (+ W_r r, what the delta-rule memories recalled: (..., banks, mem_dim))."
+        out = self.W_o(self.norm_h(h)) + context
+        return out if recalled is None else out + self.W_assoc_o(recalled.flatten(-2))

@@ -44,6 +44,8 @@ class MMRecConfig(Config):
     norm_eps: float = 1e-5
     init_std: float = 0.02
     scan_backend: Literal["auto", "ref", "torch", "triton"] = "auto"
+    mem_conv: int = 0              # memory variant (a): causal convolution of this width on the entries' inputs
+    delta_memory: bool = False     # memory variant (b): a delta-rule matrix memory per bank (14_layer)
 
     def __post_init__(self):
         super().__post_init__()
@@ -58,6 +60,8 @@ class MMRecConfig(Config):
                 f"hds_level_dims must be positive, non-increasing and <= mem_slots={self.mem_slots}; got {dims}")
         if not -len(dims) <= self.mem_read_level < len(dims): raise ValueError(
             f"mem_read_level {self.mem_read_level} out of range for {len(dims)} levels")
+        if self.mem_conv < 0 or self.mem_conv == 1: raise ValueError(
+            f"MMRecConfig.mem_conv must be 0 (no convolution) or a kernel width >= 2, got {self.mem_conv}")
 
     @property
     def level_dims(self) -> list[int]: return list(self.hds_level_dims) or [self.mem_slots]
@@ -80,7 +84,7 @@ class MMRecModel(nn.Module):
         mixer = lambda: MMRecMixer(c.model_dim, c.inner_dim, c.num_heads, c.num_memories, c.mem_dim,
                                    mem_slots=c.mem_slots, chunk_size=c.chunk_size, hds_level_dims=c.level_dims,
                                    mem_read_level=c.mem_read_level, gate_mode=c.gate_mode, norm_eps=c.norm_eps,
-                                   scan_backend=c.scan_backend)
+                                   scan_backend=c.scan_backend, mem_conv=c.mem_conv, delta_memory=c.delta_memory)
         self.blocks = nn.ModuleList(Block(c.model_dim, mixer(), c.mlp_hidden, c.norm_eps) for _ in range(c.num_layers))
         self.norm = nn.RMSNorm(c.model_dim, eps=c.norm_eps)
         self.lm_head = nn.Linear(c.model_dim, c.vocab_size, bias=False)
@@ -89,13 +93,15 @@ class MMRecModel(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self):
-        std = self.config.init_std
+        c = self.config
+        std = c.init_std
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)): nn.init.normal_(m.weight, std=std)
             if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
         for b in self.blocks:
-            for out in (b.mixer.W_o, b.mixer.attn.W_o, b.mlp.W_down):
-                nn.init.normal_(out.weight, std=std / math.sqrt(2 * self.config.num_layers))
+            outs = (b.mixer.W_o, b.mixer.attn.W_o, b.mlp.W_down) + ((b.mixer.W_assoc_o,) if c.delta_memory else ())
+            for out in outs:
+                nn.init.normal_(out.weight, std=std / math.sqrt(2 * c.num_layers))
             b.mixer.mdi.reset_parameters()
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
