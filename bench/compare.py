@@ -12,6 +12,8 @@ model is reported at its best learning rate. Tasks:
          the GPT's learned positions beyond the training length are never trained)
   lm     language modelling on the Turkish + Python corpus (BPE 8192): a short learning-rate sweep scored by
          validation bits per byte, then a full run of each model at its best rate, scored on the test split.
+         --variants and --width: the MM-Rec memory variants at the MQAR models' size, at equal tokens
+         (bench/results/compare_lm_memory_<machine>.md).
          `--ship DIR` exports the MM-Rec run as the assistant's default model (evotr_lib.lm.train.export_lm).
 The table and a plot go to bench/results/compare_<task>_<machine>.md/.png.
 
@@ -244,7 +246,8 @@ def lm_job(kind, mm_over, lr, steps, size, out_dir, split):
 
 
 def run_lm_task(args, dev, work):
-    "Sweep, then full runs; returns the table rows, the curves and the description of the setting."
+    """Sweep, then full runs of the GPT and each MM-Rec variant (--variants, default the chunk-mean design); returns the
+    table rows, the curves, the test bpb by model and the description of the setting."""
     if args.smoke:
         size = dict(tokenizer="bpe8192", seq_len=32, batch_size=4, eval_batches=1, score_batches=2, threads=1)
         mm_over, lrs, sweep_steps, steps = dict(model_dim=32, num_layers=1, num_heads=2, inner_dim=8, mem_dim=8, mem_slots=2, chunk_size=8), [3e-3], 2, 3
@@ -254,23 +257,36 @@ def run_lm_task(args, dev, work):
     else:   # this 2-core CPU: the shipped default model (<= 16 MB of fp32 weights)
         size = dict(tokenizer="bpe8192", seq_len=256, batch_size=16, eval_batches=8, score_batches=None, threads=1)
         mm_over, lrs, sweep_steps, steps = dict(model_dim=160, num_layers=5, num_heads=4, inner_dim=40, mem_dim=40, mem_slots=16, chunk_size=64), [1e-3, 3e-3], 100, 400
+    if args.width:   # the MQAR models: 2 layers of this width, 4 banks, chunks of 8 (bench/results/mqar.json)
+        mm_over = dict(model_dim=args.width, num_layers=2, num_heads=4, inner_dim=args.width // 4, num_memories=4, mem_dim=args.width // 2,
+                       mem_slots=size["seq_len"] // 8, chunk_size=8)
+    lrs, steps = [float(x) for x in args.lrs.split(",")] if args.lrs else lrs, args.steps or steps
+    variants = args.variants.split(",") if args.variants else ["chunk-mean"]
+    models = {f"mmrec {v}" if len(variants) > 1 else "mmrec": ("mmrec", {**mm_over, **MQAR_VARIANTS[v]}) for v in variants}
+    models["gpt"] = ("gpt", mm_over)                                            # sized like the chunk-mean MM-Rec
+    slug = lambda name: name.replace(" ", "_")
     jobs = args.jobs or (1 if args.smoke else 2)
     with ProcessPoolExecutor(jobs, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
-        sweep = [pool.submit(lm_job, kind, mm_over, lr, sweep_steps, size, f"{work}/sweep_{kind}_{lr:g}", "validation")
-                 for kind in ("mmrec", "gpt") for lr in lrs]
-        sweep = [f.result() for f in sweep]
-        for r in sweep: print(f"sweep {r['kind']} lr={r['lr']:g}: validation bpb {r['bpb']:.3f} ({r['seconds']:.0f} s)", flush=True)
-        best = {k: min((r for r in sweep if r["kind"] == k), key=lambda r: r["bpb"])["lr"] for k in ("mmrec", "gpt")}
-        final = [pool.submit(lm_job, k, mm_over, best[k], steps, size, f"{work}/final_{k}", "test") for k in ("mmrec", "gpt")]
-        final = [f.result() for f in final]
-    for r in final: print(f"final {r['kind']} lr={r['lr']:g}: test bpb {r['bpb']:.3f} ({r['seconds']:.0f} s)", flush=True)
-    desc = (f"Turkish + Python corpus, BPE 8192, sequences of {size['seq_len']}, batches of {size['batch_size']}; MM-Rec {mm_over}; "
-            f"learning-rate sweep {lrs} for {sweep_steps} steps scored by validation bits per byte, then {steps} steps at the best rate "
-            f"(warmup 5%, cosine to lr/10), scored on the whole test split.")
-    rows = [(r["kind"], f"{r['params']:,}", ", ".join(f"{s['lr']:g}: {s['bpb']:.3f}" for s in sweep if s["kind"] == r["kind"]), f"{r['lr']:g}",
-             f"{r['tokens']:,}", f"{r['seconds'] / 60:.1f} min", f"{r['bpb']:.3f}") for r in final]
-    curves = {"training loss": {r["kind"]: r["train"] for r in final}, "validation loss": {r["kind"]: r["val"] for r in final}}
-    return rows, curves, {r["kind"]: r["bpb"] for r in final}, desc
+        if len(lrs) > 1:
+            sweep = {(name, lr): pool.submit(lm_job, kind, over, lr, sweep_steps, size, f"{work}/sweep_{slug(name)}_{lr:g}", "validation")
+                     for name, (kind, over) in models.items() for lr in lrs}
+            sweep = {key: f.result() for key, f in sweep.items()}
+            for (name, lr), r in sweep.items(): print(f"sweep {name} lr={lr:g}: validation bpb {r['bpb']:.3f} ({r['seconds']:.0f} s)", flush=True)
+            best = {name: min(lrs, key=lambda lr: sweep[name, lr]["bpb"]) for name in models}
+        else: sweep, best = {}, {name: lrs[0] for name in models}
+        final = {name: pool.submit(lm_job, kind, over, best[name], steps, size, f"{work}/final_{slug(name)}", "test")
+                 for name, (kind, over) in models.items()}
+        final = {name: f.result() for name, f in final.items()}
+    for name, r in final.items(): print(f"final {name} lr={r['lr']:g}: test bpb {r['bpb']:.3f} ({r['seconds']:.0f} s)", flush=True)
+    plan = (f"learning-rate sweep {lrs} for {sweep_steps} steps scored by validation bits per byte, then {steps} steps at the best rate"
+            if sweep else f"{steps} steps at lr {lrs[0]:g}")
+    desc = (f"Turkish + Python corpus, BPE 8192, sequences of {size['seq_len']}, batches of {size['batch_size']}; MM-Rec {mm_over}"
+            + (f", memory variants {variants} (14_layer)" if len(variants) > 1 else "")
+            + f"; {plan} (warmup 5%, cosine to lr/10), scored on the whole test split.")
+    rows = [(name, f"{r['params']:,}", ", ".join(f"{lr:g}: {sweep[name, lr]['bpb']:.3f}" for lr in lrs) if sweep else "-", f"{r['lr']:g}",
+             f"{r['tokens']:,}", f"{r['seconds'] / 60:.1f} min", f"{r['bpb']:.3f}") for name, r in final.items()]
+    curves = {"training loss": {name: r["train"] for name, r in final.items()}, "validation loss": {name: r["val"] for name, r in final.items()}}
+    return rows, curves, {name: r["bpb"] for name, r in final.items()}, desc, work / f"final_{slug(next(iter(models)))}"
 
 
 def main():
@@ -280,15 +296,15 @@ def main():
     p.add_argument("--work", help="mqar, lm: keep the runs in this folder, so that running again resumes them (default: a temporary one)")
     p.add_argument("--jobs", type=int, default=0, help="mqar, lm: runs trained side by side (default: mqar 1, lm 2, 1 with --smoke)")
     p.add_argument("--settings", help="mqar: comma-separated LxPAIRS, e.g. 64x4,128x8 (default: by device)")
-    p.add_argument("--variants", help=f"mqar: MM-Rec memory variants to train, comma-separated (default: all of {list(MQAR_VARIANTS)})")
+    p.add_argument("--variants", help=f"mqar, lm: MM-Rec memory variants to train, comma-separated (of {list(MQAR_VARIANTS)}; default: mqar all, lm chunk-mean)")
     p.add_argument("--no-gpt", action="store_true", help="mqar: leave out the GPT baseline")
-    p.add_argument("--lrs", help="mqar: comma-separated learning rates (default: by device)")
+    p.add_argument("--lrs", help="mqar, lm: comma-separated learning rates (default: by device; lm with one rate: no sweep)")
     p.add_argument("--vocab", type=int, default=0, help="mqar: vocabulary size (default: 8192 on GPU as Zoology, 512 on CPU)")
-    p.add_argument("--width", type=int, default=0, help="mqar: model width (default: 128 on GPU, 64 on CPU)")
+    p.add_argument("--width", type=int, default=0, help="mqar: model width (default: 128 on GPU, 64 on CPU); lm: train the MQAR models, 2 layers of this width")
     p.add_argument("--regime", choices=["fresh", "zoology"], default="fresh",
                    help="mqar: fresh examples with filler every step, or the Zoology paper's fixed set without filler")
     p.add_argument("--train-examples", type=int, default=100_000, help="mqar --regime zoology: size of the training set")
-    p.add_argument("--steps", type=int, default=0, help="mqar: training steps per run (default: by device)")
+    p.add_argument("--steps", type=int, default=0, help="mqar, lm: training steps per run (default: by device)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
@@ -299,13 +315,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp); work.mkdir(parents=True, exist_ok=True)
         if args.task == "mqar": return mqar_task(args, dev, machine, slug, out, work)
-        rows, curves, bpb, desc = run_lm_task(args, dev, work)
-        write_table(out, f"compare_lm_{slug}", f"MM-Rec vs GPT on language modelling, {machine}", desc,
+        rows, curves, bpb, desc, ship_run = run_lm_task(args, dev, work)
+        name = f"compare_lm_memory_{slug}" if args.variants or args.width else f"compare_lm_{slug}"   # variants: their own file
+        write_table(out, name, f"MM-Rec vs GPT on language modelling, {machine}", desc,
                     ["model", "parameters", "sweep: validation bpb by lr", "best lr", "tokens", "train time", "test bpb"], rows, curves,
                     args.smoke, ylabel="loss (nats/token)")
         if args.ship:
-            scores = {f"test_bpb_{k}": round(b, 4) for k, b in bpb.items()} | {"trained_on": machine, "results": f"bench/results/compare_lm_{slug}.md"}
-            print("exported the MM-Rec model to", export_lm(work / "final_mmrec", args.ship, scores=scores))
+            scores = {f"test_bpb_{k.replace(' ', '_')}": round(b, 4) for k, b in bpb.items()} | {"trained_on": machine, "results": f"bench/results/{name}.md"}
+            print("exported the MM-Rec model to", export_lm(ship_run, args.ship, scores=scores))
 
 if __name__ == "__main__":
     main()

@@ -32,9 +32,17 @@ def test_model_bench_smoke(tmp_path):
 
 
 def test_compare_bench_smoke(tmp_path):
-    text = smoke("compare.py", tmp_path, "--task", "mqar").read_text()
-    assert "| 64 | 4 | mmrec |" in text and "| 64 | 4 | gpt |" in text
-    assert list(tmp_path.glob("compare_mqar_*.png"))
+    "The GPT and every MM-Rec memory variant are trained and scored; the same call again reads the finished runs back."
+    args = ("--task", "mqar", "--work", str(tmp_path / "runs"), "--jobs", "2")
+    text = smoke("compare.py", tmp_path / "out", *args).read_text()
+    assert "| 64 | 4 | gpt |" in text
+    for variant in ("chunk-mean", "conv", "delta", "conv+delta"): assert f"| 64 | 4 | mmrec | {variant} |" in text
+    assert list((tmp_path / "out").glob("compare_mqar_*.png"))
+    results = sorted((tmp_path / "runs").glob("*/result.json"))
+    assert len(results) == 5
+    written = [r.stat().st_mtime_ns for r in results]
+    assert smoke("compare.py", tmp_path / "again", *args).read_text() == text
+    assert [r.stat().st_mtime_ns for r in results] == written
 
 
 def test_compare_zoology_regime_smoke(tmp_path):
@@ -57,6 +65,14 @@ def test_compare_lm_smoke_ships_a_loadable_model(tmp_path):
     model, tok, info = load_lm(tmp_path / "model")
     assert info["tokenizer"] == "bpe8192" and set(info["scores"]) >= {"test_bpb_mmrec", "test_bpb_gpt"}
     assert 0 < info["scores"]["test_bpb_mmrec"] < 8
+
+
+def test_compare_lm_memory_variants_smoke(tmp_path):
+    "--variants with --width: bits per byte of the MQAR-sized models, one row per variant, in their own results file."
+    result = smoke("compare.py", tmp_path, "--task", "lm", "--variants", "chunk-mean,conv+delta", "--width", "32", "--lrs", "3e-3")
+    assert result.name.startswith("compare_lm_memory_")
+    text = result.read_text()
+    assert "| mmrec chunk-mean |" in text and "| mmrec conv+delta |" in text and "| gpt |" in text
 
 
 def test_pdclm_bench_smoke(tmp_path):
