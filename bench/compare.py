@@ -88,8 +88,8 @@ def sweep(kind, lrs, train, score, label):
     return best
 
 
-def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="loss on labelled positions"):
-    "The results file and its curves plot: `curves` maps a panel title to {model: [(step, loss)]}."
+def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="loss on labelled positions", json_rows=None):
+    "The results file, its curves plot (`curves` maps a panel title to {model: [(step, loss)]}) and `json_rows` as <name>.json."
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.2), squeeze=False)
     for ax, (panel, by_model) in zip(axes[0], curves.items()):
         for kind, curve in by_model.items(): ax.plot(*zip(*curve), label=kind)
@@ -99,7 +99,7 @@ def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="los
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     lines += ["", f"![training curves]({name}.png)"]
-    write_results(name, lines, out=out)
+    write_results(name, lines, rows=json_rows, out=out)
     print("\n".join(lines))
 
 
@@ -286,7 +286,9 @@ def run_lm_task(args, dev, work):
     rows = [(name, f"{r['params']:,}", ", ".join(f"{lr:g}: {sweep[name, lr]['bpb']:.3f}" for lr in lrs) if sweep else "-", f"{r['lr']:g}",
              f"{r['tokens']:,}", f"{r['seconds'] / 60:.1f} min", f"{r['bpb']:.3f}") for name, r in final.items()]
     curves = {"training loss": {name: r["train"] for name, r in final.items()}, "validation loss": {name: r["val"] for name, r in final.items()}}
-    return rows, curves, {name: r["bpb"] for name, r in final.items()}, desc, work / f"final_{slug(next(iter(models)))}"
+    records = [dict(model=name, parameters=r["params"], lr=r["lr"], steps=r["steps"], tokens=r["tokens"], test_bpb=round(r["bpb"], 4),
+                    seconds=round(r["seconds"])) for name, r in final.items()]
+    return rows, curves, records, desc, work / f"final_{slug(next(iter(models)))}"
 
 
 def main():
@@ -315,13 +317,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp); work.mkdir(parents=True, exist_ok=True)
         if args.task == "mqar": return mqar_task(args, dev, machine, slug, out, work)
-        rows, curves, bpb, desc, ship_run = run_lm_task(args, dev, work)
+        rows, curves, records, desc, ship_run = run_lm_task(args, dev, work)
         name = f"compare_lm_memory_{slug}" if args.variants or args.width else f"compare_lm_{slug}"   # variants: their own file
         write_table(out, name, f"MM-Rec vs GPT on language modelling, {machine}", desc,
                     ["model", "parameters", "sweep: validation bpb by lr", "best lr", "tokens", "train time", "test bpb"], rows, curves,
-                    args.smoke, ylabel="loss (nats/token)")
+                    args.smoke, ylabel="loss (nats/token)", json_rows=[{**r, "machine": machine} for r in records])
         if args.ship:
-            scores = {f"test_bpb_{k.replace(' ', '_')}": round(b, 4) for k, b in bpb.items()} | {"trained_on": machine, "results": f"bench/results/{name}.md"}
+            scores = {f"test_bpb_{r['model'].replace(' ', '_')}": r["test_bpb"] for r in records} | {"trained_on": machine, "results": f"bench/results/{name}.md"}
             print("exported the MM-Rec model to", export_lm(ship_run, args.ship, scores=scores))
 
 if __name__ == "__main__":
