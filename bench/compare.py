@@ -15,7 +15,7 @@ model is reported at its best learning rate. Tasks:
          --variants and --width: the MM-Rec memory variants at the MQAR models' size, at equal tokens
          (bench/results/compare_lm_memory_<machine>.md).
          `--ship DIR` exports the MM-Rec run as the assistant's default model (evotr_lib.lm.train.export_lm).
-The table and a plot go to bench/results/compare_<task>_<machine>.md/.png.
+The table and a plot go to bench/results/compare_<task>_<machine>.md/.png (mqar: compare_mqar[_zoology]_<steps>_steps_<machine>).
 
     python bench/compare.py --task mqar                 # CPU-sized defaults
     python bench/compare.py --task mqar --regime zoology --steps 20000 --work runs/mqar   # the paper's data regime (GPU)
@@ -182,7 +182,7 @@ def mqar_task(args, dev, machine, slug, out, work):
     data = (f"a fixed training set of {p['train_examples']:,} examples without filler, read for {steps * bs / max(p['train_examples'], 1):.1f} epochs "
             f"(the Zoology paper's regime); accuracy on {p['test_examples']:,} other examples" if zoology else
             f"fresh examples with random filler at every step; accuracy on {p['test_examples']} other examples with filler")
-    name = f"compare_mqar{'_zoology' if zoology else ''}_{slug}"
+    name = f"compare_mqar{'_zoology' if zoology else ''}_{steps}_steps_{slug}"
     write_table(out, name, f"MM-Rec memory variants vs GPT on MQAR, {machine}",
                 f"width {dim}, 2 layers each (MM-Rec: 4 memory banks of {dim // 2}, chunks of 8, slots L/8), GPT layers chosen for the parameters "
                 f"of the chunk-mean MM-Rec; vocabulary {vocab}; {steps} steps of {bs} sequences (warmup 10%, cosine to lr/10); learning rates {lrs}, "
@@ -192,11 +192,11 @@ def mqar_task(args, dev, machine, slug, out, work):
 
 
 def record_mqar(path, rows):
-    "Merge `rows` into the list in `path`: a row replaces an earlier one of the same model, variant, setting, regime, vocabulary, width and machine."
-    key = lambda r: tuple(r.get(k) for k in ("model", "variant", "seq_len", "num_kv_pairs", "regime", "vocab_size", "model_dim", "machine"))
+    "Merge `rows` into the list in `path`: a row replaces an earlier one of the same model, variant, setting, steps, regime, vocabulary, width and machine."
+    key = lambda r: tuple(r.get(k) for k in ("model", "variant", "seq_len", "num_kv_pairs", "steps", "regime", "vocab_size", "model_dim", "machine"))
     old = json.loads(path.read_text()) if path.is_file() else []
     new = {key(r) for r in rows}
-    merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["regime"], r["seq_len"], r["model"], r["variant"]))
+    merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["regime"], r["seq_len"], r["steps"], r["model"], r["variant"]))
     atomic_write_text(path, json.dumps(merged, indent=1) + "\n")
 
 
