@@ -170,9 +170,13 @@ def mqar_task(args, dev, machine, slug, out, work):
                              work / f"mqar_{args.regime}_v{vocab}_w{dim}_{L}x{N}_{kind}_{variant}_lr{lr:g}_{steps}"))
     with ProcessPoolExecutor(args.jobs or 1, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
         results = [f.result() for f in [pool.submit(mqar_job, *j) for j in jobs]]
-    best = {}
     for r in results:
         print(f"L={r['seq_len']} pairs={r['num_kv_pairs']} {r['model']} {r['variant']} lr={r['lr']:g}: {r['accuracy']:.3f} ({r['seconds']} s)", flush=True)
+    same = lambda r: all(r[k] == p[q] for k, q in (("regime", "regime"), ("vocab_size", "vocab"), ("steps", "steps"), ("batch_size", "batch_size"), ("machine", "machine"))) and r["model_dim"] == dim
+    mine = {j[-1] / "result.json" for j in jobs}
+    results += [r for f in sorted(work.glob("mqar_*/result.json")) if f not in mine and same(r := json.loads(f.read_text()))]   # earlier runs, same protocol
+    best = {}
+    for r in sorted(results, key=lambda r: (r["seq_len"], r["model"] != "gpt", list(MQAR_VARIANTS).index(r["variant"]) if r["variant"] in MQAR_VARIANTS else 0)):
         key = (r["seq_len"], r["num_kv_pairs"], r["model"], r["variant"])
         if key not in best or r["accuracy"] > best[key]["accuracy"]: best[key] = r
     rows = [(L, N, kind, var, f"{r['parameters']:,}", f"{r['lr']:g}", f"{r['seconds'] / 60:.1f} min", f"{r['accuracy']:.3f}")
@@ -186,7 +190,7 @@ def mqar_task(args, dev, machine, slug, out, work):
     write_table(out, name, f"MM-Rec memory variants vs GPT on MQAR, {machine}",
                 f"width {dim}, 2 layers each (MM-Rec: 4 memory banks of {dim // 2}, chunks of 8, slots L/8), GPT layers chosen for the parameters "
                 f"of the chunk-mean MM-Rec; vocabulary {vocab}; {steps} steps of {bs} sequences (warmup 10%, cosine to lr/10); learning rates {lrs}, "
-                f"best shown; {data}. Runs are resumable (`--work`); train time is per run, one thread each, {args.jobs or 1} side by side.",
+                f"best shown; {data}. Runs are resumable (`--work`), and the table holds every finished run of this protocol in the work folder; train time is per run ({p['threads']} thread(s), {args.jobs or 1} runs at a time in this call).",
                 ["L", "pairs", "model", "memory variant", "parameters", "best lr", "train time", "accuracy"], rows, curves, args.smoke)
     if not args.smoke: record_mqar(out / "mqar.json", [{k: v for k, v in r.items() if k != "curve"} for r in best.values()])
 
