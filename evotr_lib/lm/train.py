@@ -213,7 +213,8 @@ def save_checkpoint(self: Trainer) -> Path:
 # %% ../../nbs/lm/24_train.ipynb #bd0843f8
 @patch
 def load_checkpoint(self: Trainer, path=None) -> "Trainer":
-    "Restore weights, optimizer, scheduler, RNGs and step from `path` (default: the latest checkpoint in out_dir)."
+    """Restore weights, optimizer, scheduler, RNGs and step from `path` (default: the latest checkpoint in out_dir).
+    The metrics log loses the records of steps after the checkpoint: those steps are lost and will be trained again."""
     ckpts = self.out_dir / "checkpoints"
     path = (
         Path(path)
@@ -231,6 +232,9 @@ def load_checkpoint(self: Trainer, path=None) -> "Trainer":
     self.scheduler.load_state_dict(meta["scheduler"])
     _set_rng_state(meta["rng"], {k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")})
     self.step = meta["step"]
+    if self.rank == 0 and self.metrics_path.is_file():
+        records = self.metrics_path.read_text().splitlines(keepends=True)
+        atomic_write_text(self.metrics_path, "".join(r for r in records if json.loads(r)["step"] <= self.step))
     return self
 
 # %% ../../nbs/lm/24_train.ipynb #32dbfbdf
