@@ -267,7 +267,7 @@ def run_lm_task(args, dev, work):
     lrs, steps = [float(x) for x in args.lrs.split(",")] if args.lrs else lrs, args.steps or steps
     variants = args.variants.split(",") if args.variants else ["chunk-mean"]
     models = {f"mmrec {v}" if len(variants) > 1 else "mmrec": ("mmrec", {**mm_over, **MQAR_VARIANTS[v]}) for v in variants}
-    models["gpt"] = ("gpt", mm_over)                                            # sized like the chunk-mean MM-Rec
+    if not args.no_gpt: models["gpt"] = ("gpt", mm_over)                        # sized like the chunk-mean MM-Rec
     slug = lambda name: name.replace(" ", "_")
     jobs = args.jobs or (1 if args.smoke else 2)
     with ProcessPoolExecutor(jobs, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
@@ -303,7 +303,7 @@ def main():
     p.add_argument("--jobs", type=int, default=0, help="mqar, lm: runs trained side by side (default: mqar 1, lm 2, 1 with --smoke)")
     p.add_argument("--settings", help="mqar: comma-separated LxPAIRS, e.g. 64x4,128x8 (default: by device)")
     p.add_argument("--variants", help=f"mqar, lm: MM-Rec memory variants to train, comma-separated (of {list(MQAR_VARIANTS)}; default: mqar all, lm chunk-mean)")
-    p.add_argument("--no-gpt", action="store_true", help="mqar: leave out the GPT baseline")
+    p.add_argument("--no-gpt", action="store_true", help="mqar, lm: leave out the GPT baseline")
     p.add_argument("--lrs", help="mqar, lm: comma-separated learning rates (default: by device; lm with one rate: no sweep)")
     p.add_argument("--vocab", type=int, default=0, help="mqar: vocabulary size (default: 8192 on GPU as Zoology, 512 on CPU)")
     p.add_argument("--width", type=int, default=0, help="mqar: model width (default: 128 on GPU, 64 on CPU); lm: train the MQAR models, 2 layers of this width")
@@ -322,7 +322,8 @@ def main():
         work = Path(args.work or tmp); work.mkdir(parents=True, exist_ok=True)
         if args.task == "mqar": return mqar_task(args, dev, machine, slug, out, work)
         rows, curves, records, desc, ship_run = run_lm_task(args, dev, work)
-        name = f"compare_lm_memory_{slug}" if args.variants or args.width else f"compare_lm_{slug}"   # variants: their own file
+        name = (f"compare_lm_memory_{slug}" if args.width else f"compare_lm_{args.variants.replace(',', '_').replace('+', '_')}_{slug}"
+                if args.variants else f"compare_lm_{slug}")                       # variants: their own file
         write_table(out, name, f"MM-Rec vs GPT on language modelling, {machine}", desc,
                     ["model", "parameters", "sweep: validation bpb by lr", "best lr", "tokens", "train time", "test bpb"], rows, curves,
                     args.smoke, ylabel="loss (nats/token)", json_rows=[{**r, "machine": machine} for r in records])
