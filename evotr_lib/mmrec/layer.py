@@ -120,11 +120,12 @@ class MMRecMixer(nn.Module):
                                long_v=self.mem_init_v.expand(B, banks, slots, d), chunk_k=zeros(B, 0, banks, d),
                                chunk_v=zeros(B, 0, banks, d),
                                conv=zeros(B, self.mem_conv - 1, 2 * self.model_dim) if self.mem_conv else None,
-                               assoc=zeros(B, banks, d, d) if self.delta_memory else None)
+                               assoc=zeros(B, banks, d, d, dtype=torch.float32) if self.delta_memory else None)
 
     def step(self, u: Tensor, state: MMRecLayerState) -> tuple[Tensor, MMRecLayerState]:
         "One token u (B, D) -> (out (B, D), state), updating the state in place."
-        k, z, mem_k, mem_v = (x[:, 0] for x in self._project(u[:, None], state))   # mem_*: (B, banks, mem_dim)
+        k, z, mem_k1, mem_v1 = self._project(u[:, None], state)                 # mem_*1: (B, 1, banks, mem_dim)
+        k, z, mem_k, mem_v = k[:, 0], z[:, 0], mem_k1[:, 0], mem_v1[:, 0]
         h = self.mdi.step(z, state.h, gate_mode=self.gate_mode, decay_from=k)  # h = g * z + gamma * h_prev
         chunk_k = torch.cat([state.chunk_k, mem_k[:, None]], 1)                 # (B, t + 1, banks, mem_dim)
         chunk_v = torch.cat([state.chunk_v, mem_v[:, None]], 1)
@@ -135,10 +136,7 @@ class MMRecMixer(nn.Module):
             state.long_k = torch.cat([state.long_k[:, :, 1:], chunk_k.mean(1)[:, :, None]], 2)   # enters the memory
             state.long_v = torch.cat([state.long_v[:, :, 1:], chunk_v.mean(1)[:, :, None]], 2)
             chunk_k, chunk_v = chunk_k[:, :0], chunk_v[:, :0]
-        recalled = None
-        if self.delta_memory:
-            q, key, beta = self._assoc_inputs(u, mem_k)                         # (B, banks, mem_dim), (B, banks)
-            recalled, state.assoc = delta_rule_step(q, key, mem_v, beta, state.assoc)
+        recalled = self._recall(u[:, None], mem_k1, mem_v1, state)[:, 0] if self.delta_memory else None
         state.h, state.chunk_k, state.chunk_v, state.pos = h, chunk_k, chunk_v, state.pos + 1
         return self._output(h, context, recalled), state
 
@@ -167,11 +165,7 @@ class MMRecMixer(nn.Module):
         mask = chunk_attention_mask(C, banks, long_k.shape[2], u.device)
         queries = F.pad(h, (0, 0, 0, pad)).view(B * n, C, D)
         context = self.attn.attend(queries, keys, values, mask).view(B, n * C, D)[:, :L]
-        recalled = None
-        if self.delta_memory:                                                   # banks as the batch of the rule
-            q, key, beta = (x.transpose(1, 2) for x in self._assoc_inputs(u, mem_k))   # (B, banks, L, ...)
-            recalled, state.assoc = delta_rule_chunked(q, key, mem_v.transpose(1, 2), beta, state.assoc)
-            recalled = recalled.transpose(1, 2)                                 # (B, L, banks, mem_dim)
+        recalled = self._recall(u, mem_k, mem_v, state) if self.delta_memory else None   # (B, L, banks, mem_dim)
         done = L // C                                                           # chunks this call completes
         keep = slice(done, done + slots)                                        # the newest `slots` entries
         # copies, so the state does not keep this call's whole tensors alive
@@ -193,10 +187,19 @@ class MMRecMixer(nn.Module):
         mem_k, mem_v = (W(x).unflatten(-1, entry) for W, x in zip((self.W_mem_k, self.W_mem_v), kv.chunk(2, -1)))
         return k, z, mem_k, mem_v
 
-    def _assoc_inputs(self, u: Tensor, mem_k: Tensor):
-        "Variant (b)'s unit query and unit key (..., banks, mem_dim) and write strength beta (..., banks) per token."
-        q = self.W_assoc_q(u).unflatten(-1, (self.num_memories, self.mem_dim))
-        return F.normalize(q, dim=-1), F.normalize(mem_k, dim=-1), torch.sigmoid(self.W_assoc_beta(u))
+    def _recall(self, u: Tensor, mem_k: Tensor, mem_v: Tensor, state: MMRecLayerState) -> Tensor:
+        """Variant (b) for tokens u (B, L, D) and their entries (B, L, banks, mem_dim): write every pair into the banks'
+        delta-rule memories, read them with each token's query -> (B, L, banks, mem_dim). In float32 even under
+        autocast: the memory accumulates over the whole sequence (and the triangular solve has no bf16 kernel)."""
+        q = F.normalize(self.W_assoc_q(u).unflatten(-1, (self.num_memories, self.mem_dim)), dim=-1)
+        key, beta = F.normalize(mem_k, dim=-1), torch.sigmoid(self.W_assoc_beta(u))
+        with torch.autocast(u.device.type, enabled=False):
+            q, key, v, beta = (x.float().transpose(1, 2) for x in (q, key, mem_v, beta))   # (B, banks, L, ...)
+            if u.shape[1] == 1:
+                o, state.assoc = delta_rule_step(q[:, :, 0], key[:, :, 0], v[:, :, 0], beta[:, :, 0], state.assoc)
+                o = o[:, :, None]
+            else: o, state.assoc = delta_rule_chunked(q, key, v, beta, state.assoc)
+        return o.transpose(1, 2).to(u.dtype)
 
     def _recurrence(self, k: Tensor, z: Tensor, h0: Tensor) -> Tensor:
         "Step 4 over a sequence: h (B, L, D), by one scan (input gate) or MDI's sequential loop (state gate)."
@@ -209,6 +212,6 @@ class MMRecMixer(nn.Module):
         return pool_levels(long, self.hds_level_dims)[self.mem_read_level]
 
     def _output(self, h: Tensor, context: Tensor, recalled: Tensor | None = None) -> Tensor:
-        "W_o RMSNorm(h) + the attention's context (+ W_r r, what the delta-rule memories recalled: (..., banks, mem_dim))."
+        "W_o RMSNorm(h) + the attention's context (+ W_r r, r (..., banks, mem_dim) what the delta rule recalled)."
         out = self.W_o(self.norm_h(h)) + context
         return out if recalled is None else out + self.W_assoc_o(recalled.flatten(-2))
