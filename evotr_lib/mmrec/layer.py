@@ -181,7 +181,7 @@ class MMRecMixer(nn.Module):
         kv = torch.cat([k, v], -1)                                              # (B, L, 2D): what the entries see
         if self.mem_conv:
             L, window = kv.shape[1], torch.cat([state.conv, kv], 1)             # (B, K - 1 + L, 2D)
-            kv = sum(w * window[:, j:j + L] for j, w in enumerate(self.W_conv)) # sum_j w_j x_{t-K+1+j}
+            kv = sum(w * window[:, j:j + L] for j, w in enumerate(self.W_conv)) # row j weighs x_{t-K+1+j}
             state.conv = window[:, L:].clone()                                  # the last K - 1 inputs
         entry = (self.num_memories, self.mem_dim)
         mem_k, mem_v = (W(x).unflatten(-1, entry) for W, x in zip((self.W_mem_k, self.W_mem_v), kv.chunk(2, -1)))
