@@ -14,8 +14,18 @@ fi
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 status=0
-python3 -m pytest -q -p no:cacheprovider --nb-flags "cuda slow" nbs/mmrec/13_scan.ipynb nbs/mmrec/14_layer.ipynb nbs/mmrec/15_model.ipynb || status=1
-python3 bench/scan.py || status=1
-python3 bench/model.py || status=1
+case "${1:-checks}" in
+  checks)
+    python3 -m pytest -q -p no:cacheprovider --nb-flags "cuda slow" nbs/mmrec/13_scan.ipynb nbs/mmrec/14_layer.ipynb nbs/mmrec/15_model.ipynb || status=1
+    python3 bench/scan.py || status=1
+    python3 bench/model.py || status=1 ;;
+  mqar)   # `bash bench/gpu.sh mqar`: MQAR at the sizes a CPU cannot train (#18), the GPT, the design's chunk-mean memory
+          # and the conv+delta variant, the Zoology regime, width 128, vocabulary 8192. The runs resume from runs/mqar:
+          # carry it (and give it back under $OUT) when a call is cut off by its time limit.
+    python3 bench/compare.py --task mqar --regime zoology --settings "${MQAR_SETTINGS:-256x16,512x64}" --variants chunk-mean,conv+delta \
+      --lrs 1e-3 --steps "${MQAR_STEPS:-4000}" --jobs 3 --work runs/mqar || status=1
+    [ -n "${OUT:-}" ] && cp bench/results/mqar.json bench/results/compare_mqar_*.png "$OUT"/ 2>/dev/null ;;
+  *) echo "usage: bench/gpu.sh [checks|mqar]"; exit 2 ;;
+esac
 [ -n "${OUT:-}" ] && cp bench/results/*.md "$OUT"/ 2>/dev/null
 exit $status
