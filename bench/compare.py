@@ -285,8 +285,9 @@ def run_lm_task(args, dev, work):
     plan = (f"learning-rate sweep {lrs} for {sweep_steps} steps scored by validation bits per byte, then {steps} steps at the best rate"
             if sweep else f"{steps} steps at lr {lrs[0]:g}")
     desc = (f"Turkish + Python corpus, BPE 8192, sequences of {size['seq_len']}, batches of {size['batch_size']}; MM-Rec {mm_over}"
-            + (f", memory variants {variants} (14_layer)" if len(variants) > 1 else "")
-            + f"; {plan} (warmup 5%, cosine to lr/10), scored on the whole test split.")
+            + (f", memory variant{'s' * (len(variants) > 1)} {', '.join(variants)} (14_layer)" if args.variants else "")
+            + f"; {plan} (warmup 5%, cosine to lr/10), scored on the whole test split."
+            + (" The GPT baseline is not trained in this call (--no-gpt)." if args.no_gpt else ""))
     rows = [(name, f"{r['params']:,}", ", ".join(f"{lr:g}: {sweep[name, lr]['bpb']:.3f}" for lr in lrs) if sweep else "-", f"{r['lr']:g}",
              f"{r['tokens']:,}", f"{r['seconds'] / 60:.1f} min", f"{r['bpb']:.3f}") for name, r in final.items()]
     curves = {"training loss": {name: r["train"] for name, r in final.items()}, "validation loss": {name: r["val"] for name, r in final.items()}}
