@@ -105,6 +105,7 @@ def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="los
 
 MQAR_VARIANTS = {"chunk-mean": {}, "conv": dict(mem_conv=2), "delta": dict(delta_memory=True),
                  "conv+delta": dict(mem_conv=2, delta_memory=True)}   # 14_layer's memory variants; chunk-mean is the design's
+SHIPPED_VARIANT = "conv+delta"   # the memory of the shipped default model (data/models/mmrec-default), chosen on MQAR and bpb (#18)
 
 
 def mqar_examples(n, L, N, vocab, filler, seed, chunk=5000):
@@ -265,7 +266,7 @@ def run_lm_task(args, dev, work):
         mm_over = dict(model_dim=args.width, num_layers=2, num_heads=4, inner_dim=args.width // 4, num_memories=4, mem_dim=args.width // 2,
                        mem_slots=size["seq_len"] // 8, chunk_size=8)
     lrs, steps = [float(x) for x in args.lrs.split(",")] if args.lrs else lrs, args.steps or steps
-    variants = args.variants.split(",") if args.variants else ["chunk-mean"]
+    variants = args.variants.split(",") if args.variants else [SHIPPED_VARIANT]
     models = {f"mmrec {v}" if len(variants) > 1 else "mmrec": ("mmrec", {**mm_over, **MQAR_VARIANTS[v]}) for v in variants}
     if not args.no_gpt: models["gpt"] = ("gpt", mm_over)                        # sized like the chunk-mean MM-Rec
     slug = lambda name: name.replace(" ", "_")
@@ -303,7 +304,7 @@ def main():
     p.add_argument("--work", help="mqar, lm: keep the runs in this folder, so that running again resumes them (default: a temporary one)")
     p.add_argument("--jobs", type=int, default=0, help="mqar, lm: runs trained side by side (default: mqar 1, lm 2, 1 with --smoke)")
     p.add_argument("--settings", help="mqar: comma-separated LxPAIRS, e.g. 64x4,128x8 (default: by device)")
-    p.add_argument("--variants", help=f"mqar, lm: MM-Rec memory variants to train, comma-separated (of {list(MQAR_VARIANTS)}; default: mqar all, lm chunk-mean)")
+    p.add_argument("--variants", help=f"mqar, lm: MM-Rec memory variants to train, comma-separated (of {list(MQAR_VARIANTS)}; default: mqar all, lm the shipped model's)")
     p.add_argument("--no-gpt", action="store_true", help="mqar, lm: leave out the GPT baseline")
     p.add_argument("--lrs", help="mqar, lm: comma-separated learning rates (default: by device; lm with one rate: no sweep)")
     p.add_argument("--vocab", type=int, default=0, help="mqar: vocabulary size (default: 8192 on GPU as Zoology, 512 on CPU)")
