@@ -91,8 +91,9 @@ def sweep(kind, lrs, train, score, label):
 def write_table(out, name, title, desc, header, rows, curves, smoke, ylabel="loss on labelled positions", json_rows=None):
     "The results file, its curves plot (`curves` maps a panel title to {model: [(step, loss)]}) and `json_rows` as <name>.json."
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.2), squeeze=False)
+    colour = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(m for by_model in curves.values() for m in by_model))}   # one per model
     for ax, (panel, by_model) in zip(axes[0], curves.items()):
-        for kind, curve in by_model.items(): ax.plot(*zip(*curve), label=kind)
+        for kind, curve in by_model.items(): ax.plot(*zip(*curve), label=kind, color=colour[kind])
         ax.set(title=panel, xlabel="step", ylabel=ylabel); ax.legend()
     plt.tight_layout(); fig.savefig(out / f"{name}.png", dpi=100)
     lines = [f"# {title}", "", f"{datetime.date.today()}; {desc}" + (" SMOKE RUN: not a measurement." if smoke else ""), "",
@@ -191,7 +192,7 @@ def mqar_task(args, dev, machine, slug, out, work):
     write_table(out, name, f"MM-Rec memory variants vs GPT on MQAR, {machine}",
                 f"width {dim}, 2 layers each (MM-Rec: 4 memory banks of {dim // 2}, chunks of 8, slots L/8), GPT layers chosen for the parameters "
                 f"of the chunk-mean MM-Rec; vocabulary {vocab}; {steps} steps of {bs} sequences (warmup 10%, cosine to lr/10); learning rates {lrs}, "
-                f"best shown; {data}. Runs are resumable (`--work`), and the table holds every finished run of this protocol in the work folder; train time is per run ({p['threads']} thread(s), {args.jobs or 1} runs at a time in this call).",
+                f"best shown; {data}. Runs are resumable (`--work`), and the table holds every finished run of this protocol in the work folder; train time is per run, {p['threads']} thread(s) each, measured while other runs may have shared the machine.",
                 ["L", "pairs", "model", "memory variant", "parameters", "best lr", "train time", "accuracy"], rows, curves, args.smoke)
     if not args.smoke: record_mqar(out / "mqar.json", [{k: v for k, v in r.items() if k != "curve"} for r in best.values()])
 
