@@ -62,13 +62,21 @@ def fixed_set_batches(inputs, labels, batch_size):
     return batch
 
 
-def train_labelled(kind, mm_cfg, make_examples, lr, steps, batch_size, max_len, device, train_set=None):
-    """Train on `make_examples(n, generator) -> (ids, labels)` (fresh examples every step), or on `train_set`
-    (inputs, labels) read epoch after epoch; returns (model, loss curve)."""
+def fresh_batches(make_examples, batch_size):
+    "batch(step, micro) of new examples at every step: `make_examples(n, generator) -> (ids, labels)`, seeded by the step."
+    return lambda step, micro: torch.stack(make_examples(batch_size, torch.Generator().manual_seed(step)), 1)
+
+
+def training_seconds(records) -> float:
+    "The training time of a run from its metrics records; each session's clock restarts, so add up their last readings."
+    times = [r["time"] for r in records if "time" in r]
+    return sum(t for t, nxt in zip(times, times[1:] + [0.0]) if nxt < t)
+
+
+def train_labelled(kind, mm_cfg, make_examples, lr, steps, batch_size, max_len, device):
+    "Train on fresh examples from `make_examples(n, generator) -> (ids, labels)` every step; returns (model, loss curve)."
     model = build(kind, mm_cfg, max_len).to(device)
-    def fresh_batch(step, micro):
-        return torch.stack(make_examples(batch_size, torch.Generator().manual_seed(step)), 1)
-    batch = fresh_batch if train_set is None else fixed_set_batches(*train_set, batch_size)
+    batch = fresh_batches(make_examples, batch_size)
     cfg = TrainConfig(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), log_every=max(1, steps // 20), progress=False)
     with tempfile.TemporaryDirectory() as d:
         recs = Trainer(model, cfg, batch, d, loss_fn=labelled_loss).fit()
@@ -126,8 +134,7 @@ def mqar_job(kind, variant, mm_cfg, L, N, p, lr, run_dir):
     model = build(kind, mm_cfg, L).to(dev)
     if p["regime"] == "zoology":
         batch = fixed_set_batches(*mqar_examples(p["train_examples"], L, N, p["vocab"], filler=False, seed=0), p["batch_size"])
-    else:
-        batch = lambda step, micro: torch.stack(mqar(p["batch_size"], L, N, vocab_size=p["vocab"], generator=torch.Generator().manual_seed(step)), 1)
+    else: batch = fresh_batches(lambda n, g: mqar(n, L, N, vocab_size=p["vocab"], generator=g), p["batch_size"])
     steps = p["steps"]
     cfg = TrainConfig(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), log_every=max(1, steps // 50),
                       ckpt_every=max(1, steps // 10), progress=False)
@@ -136,11 +143,10 @@ def mqar_job(kind, variant, mm_cfg, L, N, p, lr, run_dir):
     trainer.fit()
     x, y = mqar_examples(p["test_examples"], L, N, p["vocab"], filler=p["regime"] == "fresh", seed=10**6)
     recs = read_metrics(run_dir / "metrics.jsonl")
-    times = [r["time"] for r in recs if "time" in r]
     result = dict(model=kind, variant=variant, seq_len=L, num_kv_pairs=N, accuracy=round(mqar_accuracy(model.eval(), x.to(dev), y.to(dev)), 4),
                   parameters=model.num_parameters(), steps=steps, lr=lr, regime=p["regime"], vocab_size=p["vocab"],
                   batch_size=p["batch_size"], model_dim=mm_cfg.model_dim, machine=p["machine"],
-                  seconds=round(sum(t for t, nxt in zip(times, times[1:] + [0.0]) if nxt < t)),
+                  seconds=round(training_seconds(recs)),
                   curve=[(r["step"], r["loss"]) for r in recs if "loss" in r])
     atomic_write_text(done, json.dumps(result) + "\n")
     return result
@@ -168,13 +174,14 @@ def mqar_task(args, dev, machine, slug, out, work):
         for kind, variant in models:
             cfg = base if kind == "gpt" else base.replace(**MQAR_VARIANTS[variant])
             for lr in lrs:
-                jobs.append((kind, variant, cfg if kind == "mmrec" else base, L, N, p, lr,
+                jobs.append((kind, variant, cfg, L, N, p, lr,
                              work / f"mqar_{args.regime}_v{vocab}_w{dim}_{L}x{N}_{kind}_{variant}_lr{lr:g}_{steps}"))
     with ProcessPoolExecutor(args.jobs or 1, mp_context=torch.multiprocessing.get_context("spawn")) as pool:
         results = [f.result() for f in [pool.submit(mqar_job, *j) for j in jobs]]
     for r in results:
         print(f"L={r['seq_len']} pairs={r['num_kv_pairs']} {r['model']} {r['variant']} lr={r['lr']:g}: {r['accuracy']:.3f} ({r['seconds']} s)", flush=True)
-    same = lambda r: all(r[k] == p[q] for k, q in (("regime", "regime"), ("vocab_size", "vocab"), ("steps", "steps"), ("batch_size", "batch_size"), ("machine", "machine"))) and r["model_dim"] == dim
+    protocol = lambda r: (r["regime"], r["vocab_size"], r["steps"], r["batch_size"], r["model_dim"], r["machine"])
+    same = lambda r: protocol(r) == (p["regime"], p["vocab"], steps, bs, dim, machine)
     mine = {j[-1] / "result.json" for j in jobs}
     results += [r for f in sorted(work.glob("mqar_*/result.json")) if f not in mine and same(r := json.loads(f.read_text()))]   # earlier runs, same protocol
     best = {}
@@ -244,16 +251,15 @@ def lm_job(kind, mm_over, lr, steps, size, out_dir, split):
     score = evaluate_bpb(out_dir, split=split, max_batches=size["score_batches"])
     recs = read_metrics(Path(out_dir) / "metrics.jsonl")
     n = sum(p.numel() for p in load_run(out_dir)[0].parameters())
-    times = [r["time"] for r in recs if "time" in r]
-    seconds = sum(t for t, nxt in zip(times, times[1:] + [0.0]) if nxt < t)   # each session's clock restarts: add up their last readings
+    seconds = training_seconds(recs)
     return dict(kind=kind, lr=lr, steps=steps, split=split, bpb=score["bpb"], params=n, seconds=seconds,
                 tokens=steps * size["batch_size"] * size["seq_len"], train=[(r["step"], r["loss"]) for r in recs if "loss" in r],
                 val=[(r["step"], r["val_loss"]) for r in recs if "val_loss" in r])
 
 
 def run_lm_task(args, dev, work):
-    """Sweep, then full runs of the GPT and each MM-Rec variant (--variants, default the chunk-mean design); returns the
-    table rows, the curves, the test bpb by model and the description of the setting."""
+    """Sweep, then full runs of the GPT and each MM-Rec variant (--variants, default the shipped model's); returns the
+    table rows, the curves, the JSON records, the description of the setting and the run to ship."""
     if args.smoke:
         size = dict(tokenizer="bpe8192", seq_len=32, batch_size=4, eval_batches=1, score_batches=2, threads=1)
         mm_over, lrs, sweep_steps, steps = dict(model_dim=32, num_layers=1, num_heads=2, inner_dim=8, mem_dim=8, mem_slots=2, chunk_size=8), [3e-3], 2, 3
