@@ -40,6 +40,14 @@ class MemoryConfig(Config):
     score_margin: float = 0.1          # ... and so do hits this far below the best one: fewer distractors for a small
                                        # model (measured below)
     context_tokens: int = 512          # token budget of the RAG context
+    same_thing: float = 0.7            # two memories this similar (cosine) are about the same thing unless their slots
+                                       # differ: the newer ranks first (34g_memory `newest_first`); tuned on
+                                       # data/memory_updates/dev
+    recency_margin: float = 0.15       # ... when it scores at most this much below the older one
+    subject_penalty: float = 0.2       # a memory about another person than the question (34d `subject_of`) ranks as
+                                       # if it scored this much less
+    slot_bonus: float = 0.1            # a memory filling the slot a question asks about (34d `question_slot`) ranks as
+                                       # if it scored this much more
     auto_save: bool = True             # MemoryManager.add_conversation also stores the turn long-term
 
     def __post_init__(self):
@@ -53,9 +61,10 @@ class MemoryConfig(Config):
                 "positive"
             )
         if not 0 < self.ngram_weight < 1: raise ValueError(f"ngram_weight must be in (0, 1), got {self.ngram_weight}")
-        if not 0 <= self.score_margin <= 2: raise ValueError(
-            f"score_margin is a cosine difference in [0, 2], got {self.score_margin}")
-        for name in ("dedup_threshold", "min_score"):
+        for name in ("score_margin", "recency_margin", "subject_penalty", "slot_bonus"):
+            if not 0 <= getattr(self, name) <= 2: raise ValueError(
+                f"{name} is a cosine difference in [0, 2], got {getattr(self, name)}")
+        for name in ("dedup_threshold", "min_score", "same_thing"):
             if not -1 <= getattr(self, name) <= 1: raise ValueError(
                 f"{name} is a cosine similarity in [-1, 1], got {getattr(self, name)}")
 
