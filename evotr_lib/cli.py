@@ -184,7 +184,9 @@ def _cmd_chat(args) -> int:
     }
     if backend in (None, "llamacpp") and args.model is None: gemma_gguf()   # the first run prepares the model here,
                                                                             # before the prompt
-    assistant = Assistant.default(home=args.home, config=config, memory=not args.no_memory, background=True)
+    try: assistant = Assistant.default(home=args.home, config=config, memory=not args.no_memory, background=True,
+                                       user=args.user)
+    except ValueError as e: raise SystemExit(f"evotr chat: {e}") from None              # e.g. a bad --user
     line_editing(data_home() / "chat_history")
     if args.expert: print(assistant.command(f"/switch {args.expert}"))
     return run_chat(assistant)
@@ -248,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--repeat-penalty", type=float,
                     help="damp the tokens the answer has just used, against loops (1: off)")
     pc.add_argument("--no-memory", action="store_true", help="run without the long-term memory store")
+    pc.add_argument("--user", help="whose memories (default: $EVOTR_USER, else your login name)")
     pc.set_defaults(func=_cmd_chat)
     pn = sub.add_parser(
         "night",

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TR_LETTERS', 'WORD', 'EN_STOP_WORDS', 'TR_STOP_WORDS', 'ABBREVIATIONS', 'turkish_lower', 'fold_diacritics',
-           'split_sentences', 'clip_text']
+           'split_sentences', 'clip_text', 'repeats_itself']
 
 # %% ../nbs/01_text.ipynb #f03d2bc5
 import re, unicodedata
@@ -59,3 +59,20 @@ def clip_text(text: str, max_chars: int) -> str:
     head = max_chars * 3 // 4
     tail = max_chars - head - 1
     return text[:head] + "\n" + text[len(text) - tail:]
+
+# %% ../nbs/01_text.ipynb #f96eebd4
+_SEGMENT_END = re.compile(r"[.!?;:\n]+")
+
+def repeats_itself(text: str, min_words: int = 4, min_letters: int = 15) -> bool:
+    """Does `text`'s latest finished sentence, line or clause (of `min_words` and `min_letters`) repeat an earlier one,
+    or does it end in a phrase said three times?"""
+    *done, _ = _SEGMENT_END.split(text)              # the last piece is unfinished (empty when text ends at a boundary)
+    key = lambda s: " ".join(s.lower().split())
+    if done and len(key(done[-1]).split()) >= min_words and sum(ch.isalpha() for ch in done[-1]) >= min_letters \
+            and key(done[-1]) in {key(s) for s in done[:-1]}: return True
+    words = key(text).split()[:-1]  # its last word may be unfinished
+    return any(
+        words[-n:] == words[-2 * n : -n] == words[-3 * n : -2 * n]
+        and sum(ch.isalpha() for w in words[-n:] for ch in w) >= 6
+        for n in range(2, min(16, len(words) // 3 + 1))
+    )

@@ -96,18 +96,21 @@ def memorable_sentences(text: str) -> list[str]:
 
 # %% ../../nbs/assistant/39a_facts.ipynb #9ad5877e
 def extract_facts(turns: list[dict], feedback: list[dict]) -> list[dict]:
-    "Memories worth filing: corrections (question -> answer) and memorable user statements, with their provenance."
+    """Memories worth filing: corrections (question -> answer) and memorable user statements, with their provenance,
+    whose they are (`account`, '' if the turn does not say) and when they were said (`time`, ISO)."""
     facts = [
         {
             "text": f"{f['user']} → {f['correction']}",
             "metadata": {"type": "correction", "feedback_id": f["id"], "expert": f["expert"] or ""},
+            "account": "", "time": f.get("time"),
         }
         for f in feedback
         if f["kind"] == "correction"
     ]
     for t in turns:
         facts += [
-            {"text": s, "metadata": {"type": "user_fact", "turn_id": t.get("id", ""), "session": t["session"]}}
+            {"text": s, "metadata": {"type": "user_fact", "turn_id": t.get("id", ""), "session": t["session"]},
+             "account": t.get("account", ""), "time": t.get("time")}
             for s in memorable_sentences(t["user"])
         ]
     return facts

@@ -345,7 +345,8 @@ def train_dpo(model: "torch.nn.Module", pairs: list[tuple[list[int], list[int], 
 # %% ../../nbs/assistant/39b_lifecycle.ipynb #b66cf376
 def night(day: date | str | None = None, log: ConversationLog | None = None, feedback: FeedbackDB | None = None,
           memory=None, report_dir=None, train_preferences=None, min_corrections: int = 10) -> dict:
-    "The nightly job; returns {'report', 'stats', 'filed', 'training', 'errors'}."
+    """The nightly job: files the day's facts into each user's memory (as said, at the time said), prunes expired
+    memories, trains on corrections; returns {'report', 'stats', 'filed', 'training', 'errors'}."""
     day = date.fromisoformat(day) if isinstance(day, str) else day or datetime.now(timezone.utc).date()
     log, feedback = log or ConversationLog(), feedback or FeedbackDB()
     turns, rows = log.read(day), feedback.rows(day=day)
@@ -353,9 +354,16 @@ def night(day: date | str | None = None, log: ConversationLog | None = None, fee
     if memory is not None:
         for fact in extract_facts(turns, rows):
             try:
-                filed.append({**fact, "id": memory.add_memory(fact["text"], fact["metadata"])})
+                owner = memory.for_user(fact["account"]) if fact["account"] else memory
+                said = datetime.fromisoformat(fact["time"]).timestamp() if fact["time"] else None
+                kind = fact["metadata"]["type"]   # a user_fact the chat filed already is found again, not doubled
+                filed.append({**fact, "id": owner.add_memory(fact["text"], fact["metadata"], memory_type=kind,
+                                                             supersede=kind == "user_fact", valid_from=said,
+                                                             actor="nightly")})
             except Exception as e:
                 errors.append(f"memory: could not file {fact['text'][:60]!r}: {type(e).__name__}: {e}")
+        try: stats["expired"] = len(memory.prune_expired(actor="nightly"))
+        except Exception as e: errors.append(f"memory: could not prune expired memories: {type(e).__name__}: {e}")
     else: errors.append("memory: no long-term memory given; facts were not filed")
     for expert, pairs in new_preference_pairs(feedback, min_corrections).items():
         if train_preferences is None: errors.append(

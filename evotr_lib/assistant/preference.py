@@ -322,7 +322,8 @@ def run_night(home=None, day=None, registry=None, backend: str = "auto", kto: bo
     home, unavailable = Path(home) if home is not None else data_home(), {}
     day = date.fromisoformat(day) if isinstance(day, str) else day or datetime.now(timezone.utc).date()
     log, feedback = ConversationLog(home / "logs"), FeedbackDB(home / "feedback.db")
-    memory = build_part("memory", lambda: MemoryManager(home / "memory" / "chroma"), unavailable)
+    memory = build_part("memory", lambda: MemoryManager(home / "memory" / "chroma", history=home / "feedback.db"),
+                        unavailable)
     replay = lambda expert: replay_turns(log, feedback, expert, day)
     out = night(day, log, feedback, memory, home / "reports",
                 preference_trainer(backend, registry, "dpo", replay, **trainer_kw), min_corrections)
