@@ -90,7 +90,7 @@ def test_chat_goes_on_when_the_memory_server_dies(tmp_path):
         deadline = time.monotonic() + 60
         while not heartbeat(f"http://localhost:{port}") and server.poll() is None and time.monotonic() < deadline: time.sleep(0.3)
         if not heartbeat(f"http://localhost:{port}"): pytest.skip("`chroma run` did not start")
-        memory = MemoryManager(url=f"http://localhost:{port}", config={"embedding": "ngram"})
+        memory = MemoryManager(url=f"http://localhost:{port}", config={"embedding": "ngram"}, history=tmp_path / "h.db")
         bot = Assistant(MMRecEngine(tiny_lm(tmp_path / "model")), memory=memory, log=ConversationLog(tmp_path / "logs"),
                         config={"max_tokens": 8, "seed": 0, "fallback_expert": None})
         assert bot.ask("Benim adım Kaan.").skipped == ["router: off"]    # no router given; memory works

@@ -1,6 +1,7 @@
-"""Long-term memory across processes: persistence, SIGKILL mid-write, two concurrent writers, bad inputs.
-Every test runs on an embedded store and against a real `chroma run` server started here on a free localhost port."""
-import os, shutil, signal, socket, subprocess, sys, time, urllib.request, warnings
+"""Long-term memory across processes: persistence, SIGKILL mid-write and mid-supersession, two concurrent writers, two
+users, bad inputs. Every test runs on an embedded store and against a real `chroma run` server started here on a free
+localhost port; the token test runs against Chroma's Python server started with token authentication."""
+import importlib.util, os, random, shutil, signal, socket, subprocess, sys, time, urllib.request, warnings
 from pathlib import Path
 import pytest
 from evotr_lib.assistant.memory import MemoryManager
@@ -39,6 +40,12 @@ def chroma_server(tmp_path_factory):
     finally:
         if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(); log.close()
+
+
+@pytest.fixture(autouse=True)
+def data_home(tmp_path, monkeypatch):
+    "A data home of the test's own: a server store's history (feedback.db) goes there, not into the real one."
+    monkeypatch.setenv("EVOTR_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture(params=["embedded", "server"])
@@ -148,3 +155,94 @@ def test_server_store_is_reembedded_only_when_asked(chroma_server, monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             MemoryManager(config=CONFIG, reembed=True).clear_all()                      # as the other tests expect it
+
+
+def test_users_never_see_each_others_memories(store):
+    path, _ = store
+    ayse, bora = (MemoryManager(path, config=CONFIG, user=u) for u in ("ayse", "bora"))
+    for who in (ayse, bora): who.clear_all()
+    mine, theirs = ayse.add_memory("Kedimin adı Pamuk."), bora.add_memory("Kedimin adı Karabaş.")
+    assert [h.id for h in ayse.search("Kedimin adı ne?", top_k=5)] == [mine]
+    assert [h.id for h in bora.search("Kedimin adı ne?", top_k=5)] == [theirs]
+    assert ayse.get([theirs]) == [] and [h.id for h in ayse.memories()] == [mine]
+    with pytest.raises(KeyError, match="no memory"): ayse.delete(theirs)
+    with pytest.raises(KeyError, match="no memory"): ayse.forget(theirs[:8])
+    assert ayse.clear_all() == 1 and [h.id for h in bora.get()] == [theirs]           # one user's clear leaves the other
+
+
+def test_sigkill_mid_supersession_leaves_the_old_state_or_the_new(store):
+    """A process that keeps replacing one fact (a new home city at every add) is killed at random moments: no fact is
+    ever marked invalid without its replacement stored, exactly one city is current, and the history claims nothing
+    the store lacks."""
+    path, worker_path = store
+    first = MemoryManager(path, config=CONFIG, user="mover")
+    first.clear_all(); first.close()   # (a client left open in this process would serve the reopened store stale)
+    rng, acked = random.Random(0), []
+    for kill_after in (3, 9, 17):
+        p = start_worker(worker_path, "MOVE", 100_000)
+        run = []
+        while len(run) < kill_after:
+            line = p.stdout.readline()
+            if not line: break
+            if line != "ready\n": run.append(line.split()[0])
+        time.sleep(rng.uniform(0, 0.3))   # somewhere inside the next add: its search, its write, its history
+        p.send_signal(signal.SIGKILL); p.wait()
+        assert len(run) == kill_after, p.stderr.read()[-2000:]
+        acked += run
+        mm = MemoryManager(path, config=CONFIG, user="mover")
+        stored = {h.id: h for h in mm.get()}
+        assert set(acked) <= set(stored)                                               # nothing acknowledged is lost
+        replaced = mm.invalidated()
+        assert all(h.metadata["evotr_superseded_by"] in stored for h in replaced), "invalid without its replacement"
+        assert len(mm.memories()) == 1 and len(replaced) == len(stored) - 1
+        assert mm.search("Where do I live?", top_k=1)[0].id == mm.memories()[0].id
+        added = {e["memory_id"] for e in mm.history.events("mover") if e["event"] == "add"}
+        assert added <= set(stored)                                                    # no event the store lacks
+        if path is not None: assert added == set(stored)                               # ... nor a change it missed
+        mm.close()
+
+
+TOKEN = "evotr-test-token"
+
+
+@pytest.fixture(scope="module")
+def chroma_token_server(tmp_path_factory):
+    """Chroma's Python server (`uvicorn chromadb.app:app`) with token authentication, on a free port; skipped, saying
+    why, without its packages (the `test` extra installs them). `chroma run` (Chroma 1.x's Rust server) has no
+    authentication to test."""
+    missing = [m for m in ("uvicorn", "fastapi", "opentelemetry.instrumentation.fastapi")
+               if importlib.util.find_spec(m) is None]
+    if missing: pytest.skip(f"Chroma's Python server needs {missing} (pip install -e '.[test]')")
+    port, path = free_port(), tmp_path_factory.mktemp("chroma_token_server")
+    env = {**os.environ, "IS_PERSISTENT": "1", "PERSIST_DIRECTORY": str(path / "data"), "ANONYMIZED_TELEMETRY": "False",
+           "CHROMA_SERVER_AUTHN_PROVIDER": "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+           "CHROMA_SERVER_AUTHN_CREDENTIALS": TOKEN}
+    log = open(path / "server.log", "w")
+    serve = ("import evotr_lib.assistant.embedding, uvicorn; "   # the server must know the memory embedding's name
+             f"uvicorn.run('chromadb.app:app', host='127.0.0.1', port={port})")
+    proc = subprocess.Popen([sys.executable, "-c", serve], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while not heartbeat(url) and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.3)
+        if not heartbeat(url):
+            pytest.skip(f"Chroma's Python server did not answer on port {port}: {(path / 'server.log').read_text()[-500:]}")
+        yield url
+    finally:
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(); log.close()
+
+
+def test_a_token_server_serves_only_clients_with_the_token(chroma_token_server, monkeypatch):
+    monkeypatch.setenv("EVOTR_CHROMA_URL", chroma_token_server)
+    monkeypatch.delenv("EVOTR_CHROMA_TOKEN", raising=False)
+    with pytest.raises(PermissionError, match="EVOTR_CHROMA_TOKEN"): MemoryManager(config=CONFIG)
+    monkeypatch.setenv("EVOTR_CHROMA_TOKEN", "not-the-token")
+    with pytest.raises(PermissionError, match="refused this client"): MemoryManager(config=CONFIG)
+    monkeypatch.setenv("EVOTR_CHROMA_TOKEN", TOKEN)
+    ayse, bora = MemoryManager(config=CONFIG, user="ayse"), MemoryManager(config=CONFIG, user="bora")
+    mine = ayse.add_memory("I live in Ankara.")
+    moved = ayse.add_memory("I moved to Izmir last month.")
+    assert [h.id for h in ayse.search("Where do I live?", top_k=3)] == [moved]
+    assert [h.id for h in ayse.invalidated()] == [mine] and bora.search("Where do I live?") == []

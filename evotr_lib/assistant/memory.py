@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['newest_first', 'MemoryManager', 'MemoryHandler', 'MemoryHit']
 
-# %% ../../nbs/assistant/34g_memory.ipynb #55948951
+# %% ../../nbs/assistant/34g_memory.ipynb #9bcd801f
 import copy, json, re, time, uuid
 from collections import Counter
 from pathlib import Path
@@ -23,7 +23,7 @@ from .memory_store import MemoryHandler, MemoryHit, _hits, check_metadata, check
 
 _all_ = ["MemoryHandler", "MemoryHit"]   # importable from here, as before the store had its own notebook
 
-# %% ../../nbs/assistant/34g_memory.ipynb #dbf420d0
+# %% ../../nbs/assistant/34g_memory.ipynb #0bc9662a
 def _check_time(t, name: str) -> float:
     "`t` as a float if it is a finite, positive number of seconds since the epoch, else a clear error."
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t) or t <= 0:
@@ -34,7 +34,7 @@ def _slot_of(hit: MemoryHit) -> FactSlot | None:
     "The slot a memory was stored with."
     return FactSlot(hit.slot, generic=hit.slot.startswith("my:")) if hit.slot else None
 
-# %% ../../nbs/assistant/34g_memory.ipynb #c075de88
+# %% ../../nbs/assistant/34g_memory.ipynb #1ef770a2
 @patch
 def add_memory(self: MemoryHandler, text: str, metadata: dict | None = None, memory_type: str = "memory", *,
                supersede: bool = True, valid_from: float | None = None, expires_at: float | None = None,
@@ -60,8 +60,7 @@ def add_memory(self: MemoryHandler, text: str, metadata: dict | None = None, mem
         record = {**meta, "evotr_type": memory_type, "evotr_created": now, "evotr_user": self.user,
                   "evotr_session": self.session, "evotr_valid_from": valid_from, "evotr_invalid_at": 0.0,
                   "evotr_expires_at": expires_at, "evotr_slot": slot.key if slot else "", "evotr_superseded_by": ""}
-        holders = self._stored({"$and": [self._where(now=now), {"evotr_slot": slot.key}]},
-                               embeddings=True) if slot and supersede else []
+        holders = self._stored({"$and": [self._where(now=now), {"evotr_slot": slot.key}]}) if slot and supersede else []
         replaced = [old for old in holders if old.valid_from <= valid_from and supersedes(slot, _slot_of(old))]
         if later := [old for old in holders if old.valid_from > valid_from and supersedes(_slot_of(old), slot)]:
             first = min(later, key=lambda h: h.valid_from)                     # said before a fact already stored
@@ -72,11 +71,12 @@ def add_memory(self: MemoryHandler, text: str, metadata: dict | None = None, mem
         events += [{"user": self.user, "event": "invalidate", "memory_id": old.id, "actor": actor, "old_text": old.text,
                     "new_text": text, "detail": detail(new_id)} for old in replaced]
         rows = self.history.begin(events, now)
-        olds = [{k: v for k, v in old.metadata.items() if k != "embedding"} for old in replaced]
+        old_vectors = list(self.embedding.embed([o.text for o in replaced])) if replaced else []   # (the same again)
         self.collection.upsert(   # one write: the new fact and the facts it replaces land together, or nothing does
             ids=[new_id] + [o.id for o in replaced], documents=[text] + [o.text for o in replaced],
-            embeddings=[vector] + [o.metadata["embedding"] for o in replaced],
-            metadatas=[record] + [{**m, "evotr_invalid_at": valid_from, "evotr_superseded_by": new_id} for m in olds])
+            embeddings=[vector] + old_vectors,
+            metadatas=[record] + [{**o.metadata, "evotr_invalid_at": valid_from, "evotr_superseded_by": new_id}
+                                  for o in replaced])
         self.history.commit(rows)
         return new_id
     return self._write(write)
@@ -91,7 +91,7 @@ def add_conversation(self: MemoryHandler, user: str, assistant: str, intent: str
     meta = {"intent": check_text(intent, 64, "intent")} if intent is not None else {}
     return self.add_memory(f"User: {user}\nAssistant: {assistant}", meta, memory_type="conversation")
 
-# %% ../../nbs/assistant/34g_memory.ipynb #6ad4e611
+# %% ../../nbs/assistant/34g_memory.ipynb #779c0585
 @patch
 def search(self: MemoryHandler, query: str, top_k: int = 3, memory_type: str | None = None) -> list[MemoryHit]:
     """This user's `top_k` current memories most similar to `query` (optionally of one type), best first (`.score`: the
@@ -102,21 +102,25 @@ def search(self: MemoryHandler, query: str, top_k: int = 3, memory_type: str | N
     self._refresh()
     if self.collection.count() == 0: return []
     res = self.collection.query(query_embeddings=[self.embedding.embed([query])[0]], n_results=top_k + 5,
-                                where=self._where(memory_type),
-                                include=["documents", "metadatas", "distances", "embeddings"])
-    hits, vectors = _hits(res), np.asarray(res["embeddings"][0], dtype=np.float32)
+                                where=self._where(memory_type), include=["documents", "metadatas", "distances"])
+    hits = _hits(res)
     about, asks, c = subject_of(query), question_slot(query), self.config
     rank = lambda h: (h.score - c.subject_penalty * (not same_subject(subject_of(h.text), about))
                       + c.slot_bonus * bool(asks and h.slot == asks))
-    order = sorted(range(len(hits)), key=lambda i: -rank(hits[i]))
-    return newest_first([hits[i] for i in order], vectors[order], self.config)[:top_k]
+    hits = sorted(hits, key=lambda h: -rank(h))
+    # texts are compared only when one says that something changed; embedded here, as Chroma's Python server cannot
+    # return stored vectors (1.5.9)
+    changed = any(CHANGE_CUE.search(fold(h.text)) for h in hits)
+    return newest_first(hits, self.embedding.embed([h.text for h in hits]) if changed else None, self.config)[:top_k]
 
-def newest_first(hits: list[MemoryHit], vectors: np.ndarray, config: MemoryConfig) -> list[MemoryHit]:
-    """`hits` (best first; `vectors`: their unit embeddings) with every hit moved before the first older hit it seems to
-    replace (same slot; or alike and saying that something changed) that scores at most `config.recency_margin` more."""
+def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: MemoryConfig) -> list[MemoryHit]:
+    """`hits` (best first; `vectors`: their unit embeddings, None if no hit says that something changed) with every hit
+    moved before the first older hit it seems to replace (same slot; or alike and saying that something changed) that
+    scores at most `config.recency_margin` more."""
     def replaces(old: int, new: int) -> bool:   # same slot; or no two slots, alike, and the newer says it changed
         if hits[old].slot and hits[new].slot: return hits[old].slot == hits[new].slot
-        return float(vectors[old] @ vectors[new]) >= config.same_thing and bool(CHANGE_CUE.search(fold(hits[new].text)))
+        return vectors is not None and bool(CHANGE_CUE.search(fold(hits[new].text))) and float(
+            vectors[old] @ vectors[new]) >= config.same_thing
     order = []   # indices of `hits` in their new order
     for j, hit in enumerate(hits):
         at = next((p for p, i in enumerate(order) if hits[i].valid_from < hit.valid_from
@@ -124,7 +128,7 @@ def newest_first(hits: list[MemoryHit], vectors: np.ndarray, config: MemoryConfi
         order.insert(at, j)
     return [hits[i] for i in order]
 
-# %% ../../nbs/assistant/34g_memory.ipynb #aa965adc
+# %% ../../nbs/assistant/34g_memory.ipynb #30e03636
 @patch
 def get(self: MemoryHandler, ids: list[str] | None = None) -> list[MemoryHit]:
     "This user's memories with these ids (all when None), current or not, in store order; other ids are left out."
@@ -145,7 +149,7 @@ def invalidated(self: MemoryHandler) -> list[MemoryHit]:
     return sorted(self._stored({"$and": [self._where(current=False), {"evotr_invalid_at": {"$gt": 0.0}}]}),
                   key=lambda h: -h.invalid_at)
 
-# %% ../../nbs/assistant/34g_memory.ipynb #7ef55ac4
+# %% ../../nbs/assistant/34g_memory.ipynb #9f626232
 @patch
 def delete(self: MemoryHandler, memory_id: str, actor: str = "api") -> MemoryHit:
     "Remove one of this user's memories (logged); returns it. KeyError if this user has none with this id."
@@ -216,7 +220,7 @@ def get_stats(self: MemoryHandler) -> dict:
             "replaced": sum(bool(h.invalid_at) for h in every), "expired": sum(0 < h.expires_at <= now for h in every),
             "store": self.url or str(self.path), "embedding": self.embedding.get_config(), "dim": self.embedding.dim}
 
-# %% ../../nbs/assistant/34g_memory.ipynb #9ca85743
+# %% ../../nbs/assistant/34g_memory.ipynb #fbd80c0b
 @patch
 def select_memories(self: MemoryHandler, query: str, top_k: int | None = None, max_tokens: int | None = None,
                     count_tokens: TokenCounter | None = None) -> tuple[list[MemoryHit], list[tuple[MemoryHit, str]]]:

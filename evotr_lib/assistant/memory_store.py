@@ -6,7 +6,7 @@
 __all__ = ['CHROMA_URL_ENV', 'CHROMA_TOKEN_ENV', 'RESERVED_PREFIX', 'REEMBEDDABLE', 'chroma_settings', 'chroma_url',
            'open_chroma', 'check_text', 'check_metadata', 'MemoryHit', 'MemoryHandler']
 
-# %% ../../nbs/assistant/34f_memory_store.ipynb #8f753d45
+# %% ../../nbs/assistant/34f_memory_store.ipynb #64828acb
 import contextlib, json, os, time, uuid, warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +127,8 @@ class MemoryHandler:
         self._lock = None if self.url else FileLock(str(self.path / "evotr.lock"))
         self.history = history if isinstance(history, MemoryHistory) else MemoryHistory(
             history or (self.path / "history.db" if self.path else data_home() / "feedback.db"))
-        self._open()
-        self._write(self._settle)
+        with self._lock or contextlib.nullcontext():   # another process may be opening or writing the store right now
+            self._open(); self._settle()
 
     # --- the client, and the generation in embedded mode
     def _generation_file(self) -> Path: return self.path / "evotr.generation"
@@ -139,8 +139,10 @@ class MemoryHandler:
 
     def _open(self):
         self.generation = self._read_generation() if self.path else ""
-        self.client = open_chroma(self.path, self.url)
-        self.collection = self._get_collection()
+        try: self.client = open_chroma(self.path, self.url); self.collection = self._get_collection()
+        except chromadb.errors.ChromaAuthError as e:
+            raise PermissionError(f"the Chroma server at {self.url} refused this client ({e}): if it wants a token, "
+                                  f"set ${CHROMA_TOKEN_ENV} to it") from None
 
     def _get_collection(self):
         spec = json.dumps({"name": self.embedding.name(), **self.embedding.get_config()}, sort_keys=True)
@@ -211,7 +213,7 @@ class MemoryHandler:
         "Release the Chroma client and the history (the files stay)."
         self.client.close(); self.history.close()
 
-# %% ../../nbs/assistant/34f_memory_store.ipynb #a58ea920
+# %% ../../nbs/assistant/34f_memory_store.ipynb #749ee65a
 @patch
 def _where(self: MemoryHandler, memory_type: str | None = None, now: float | None = None, current: bool = True) -> dict:
     "The Chroma filter for this user's memories (of one type; only the current ones: valid, not expired at `now`)."
@@ -227,12 +229,10 @@ def _hits(res: dict) -> list[MemoryHit]:
             for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
 
 @patch
-def _stored(self: MemoryHandler, where: dict, embeddings: bool = False) -> list[MemoryHit]:
-    "The memories matching `where`, in store order (with their vectors in `.metadata['embedding']` when asked)."
-    res = self.collection.get(where=where, include=["documents", "metadatas"] + (["embeddings"] if embeddings else []))
-    vectors = res["embeddings"] if embeddings else [None] * len(res["ids"])
-    return [MemoryHit(i, d, {**(m or {}), **({"embedding": v} if embeddings else {})})
-            for i, d, m, v in zip(res["ids"], res["documents"], res["metadatas"], vectors)]
+def _stored(self: MemoryHandler, where: dict) -> list[MemoryHit]:
+    "The memories matching `where`, in store order."
+    res = self.collection.get(where=where, include=["documents", "metadatas"])
+    return [MemoryHit(i, d, m or {}) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
 
 @patch
 def _near(self: MemoryHandler, vector, memory_type: str, n: int = 5) -> list[MemoryHit]:
@@ -241,7 +241,7 @@ def _near(self: MemoryHandler, vector, memory_type: str, n: int = 5) -> list[Mem
                                 include=["documents", "metadatas", "distances"])
     return _hits(res)
 
-# %% ../../nbs/assistant/34f_memory_store.ipynb #0fe5020f
+# %% ../../nbs/assistant/34f_memory_store.ipynb #dd22d36c
 @patch
 def _settle(self: MemoryHandler):
     "Give the memories of a store from before users to this user (once per store), and settle crashed history events."
