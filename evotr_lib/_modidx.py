@@ -505,6 +505,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'evotr_lib/assistant/lifecycle.py'),
                                                'evotr_lib.assistant.lifecycle.dpo_loss': ( 'assistant/lifecycle.html#dpo_loss',
                                                                                            'evotr_lib/assistant/lifecycle.py'),
+                                               'evotr_lib.assistant.lifecycle.forgotten': ( 'assistant/lifecycle.html#forgotten',
+                                                                                            'evotr_lib/assistant/lifecycle.py'),
                                                'evotr_lib.assistant.lifecycle.new_preference_pairs': ( 'assistant/lifecycle.html#new_preference_pairs',
                                                                                                        'evotr_lib/assistant/lifecycle.py'),
                                                'evotr_lib.assistant.lifecycle.night': ( 'assistant/lifecycle.html#night',

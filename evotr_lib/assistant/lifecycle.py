@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FEEDBACK_KINDS', 'FEEDBACK_SCHEMA', 'PREFERENCE_RUNS', 'utc_now', 'ConversationLog', 'FeedbackDB', 'analyze_day',
            'plot_day', 'write_report', 'TrainingRuns', 'new_preference_pairs', 'record_preference_run',
-           'completion_logprob', 'dpo_loss', 'train_dpo', 'night', 'cron_line']
+           'completion_logprob', 'dpo_loss', 'train_dpo', 'forgotten', 'night', 'cron_line']
 
 # %% ../../nbs/assistant/39b_lifecycle.ipynb #c4562d17
 import json, os, shlex, sqlite3, sys, uuid
@@ -343,6 +343,12 @@ def train_dpo(model: "torch.nn.Module", pairs: list[tuple[list[int], list[int], 
     return losses
 
 # %% ../../nbs/assistant/39b_lifecycle.ipynb #b66cf376
+def forgotten(memory, fact: dict) -> bool:
+    "Did the user delete this statement (`/forget`) after saying it? Then the nightly job does not file it again."
+    from evotr_lib.assistant.embedding import text_key
+    return any(e["event"] == "delete" and e["actor"] == "command" and text_key(e["old_text"] or "") == text_key(
+        fact["text"]) and e["time"] >= (fact["time"] or "") for e in memory.history.events(memory.user))
+
 def night(day: date | str | None = None, log: ConversationLog | None = None, feedback: FeedbackDB | None = None,
           memory=None, report_dir=None, train_preferences=None, min_corrections: int = 10) -> dict:
     """The nightly job: files the day's facts into each user's memory (as said, at the time said), prunes expired
@@ -355,6 +361,7 @@ def night(day: date | str | None = None, log: ConversationLog | None = None, fee
         for fact in extract_facts(turns, rows):
             try:
                 owner = memory.for_user(fact["account"]) if fact["account"] else memory
+                if forgotten(owner, fact): continue
                 said = datetime.fromisoformat(fact["time"]).timestamp() if fact["time"] else None
                 kind = fact["metadata"]["type"]   # a user_fact the chat filed already is found again, not doubled
                 filed.append({**fact, "id": owner.add_memory(fact["text"], fact["metadata"], memory_type=kind,

@@ -287,7 +287,8 @@ def _memories(self: Assistant, replaced: bool) -> str:
     when = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
     hits = [h for h in self.memory.memories() if h.type != "conversation"]
     old = self.memory.invalidated()
-    lines = [f"{len(hits)} memories of {self.memory.user}" + (":" if hits else " (tell me about yourself)")]
+    lines = [f"{len(hits)} {'memory' if len(hits) == 1 else 'memories'} of {self.memory.user}"
+             + (":" if hits else " (tell me about yourself)")]
     lines += [f"  {h.id[:8]}  {when(h.valid_from)}  {clip(h.text, 70)}" + (f"  (until {when(h.expires_at)})"
                                                                            if h.expires_at else "") for h in hits]
     if replaced: lines += [f"replaced by newer facts ({len(old)}):"] + [
