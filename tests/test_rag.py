@@ -21,25 +21,28 @@ def heartbeat(url: str) -> bool:
     except OSError: return False
 
 
+def serve(command: list[str], path: Path, url: str, what: str, env: dict | None = None, wait: float = 60):
+    "Run a server (its log in `path`), yield its URL once it answers its heartbeat, kill it at the end; skip if it never does."
+    log = open(path / "server.log", "w")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + wait
+        while not heartbeat(url) and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.3)
+        if not heartbeat(url): pytest.skip(f"{what} did not answer its heartbeat at {url}: {(path / 'server.log').read_text()[-500:]}")
+        yield url
+    finally:
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(); log.close()
+
+
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
     "A `chroma run` server on a free localhost port (killed at the end); skipped, saying why, if it cannot start."
     exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if exe is None: pytest.skip("no `chroma` command (package chromadb): cannot start a Chroma server")
     port, path = free_port(), tmp_path_factory.mktemp("chroma_server")
-    log = open(path / "server.log", "w")
-    proc = subprocess.Popen([exe, "run", "--path", str(path / "data"), "--host", "localhost", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not heartbeat(url) and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.3)
-        if not heartbeat(url):
-            pytest.skip(f"`chroma run` did not answer its heartbeat on port {port}: {(path / 'server.log').read_text()[-500:]}")
-        yield url
-    finally:
-        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(); log.close()
+    yield from serve([exe, "run", "--path", str(path / "data"), "--host", "localhost", "--port", str(port)], path,
+                     f"http://localhost:{port}", "`chroma run`")
 
 
 @pytest.fixture(autouse=True)
@@ -217,21 +220,10 @@ def chroma_token_server(tmp_path_factory):
     env = {**os.environ, "IS_PERSISTENT": "1", "PERSIST_DIRECTORY": str(path / "data"), "ANONYMIZED_TELEMETRY": "False",
            "CHROMA_SERVER_AUTHN_PROVIDER": "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
            "CHROMA_SERVER_AUTHN_CREDENTIALS": TOKEN}
-    log = open(path / "server.log", "w")
-    serve = ("import evotr_lib.assistant.embedding, uvicorn; "   # the server must know the memory embedding's name
-             f"uvicorn.run('chromadb.app:app', host='127.0.0.1', port={port})")
-    proc = subprocess.Popen([sys.executable, "-c", serve], stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not heartbeat(url) and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.3)
-        if not heartbeat(url):
-            pytest.skip(f"Chroma's Python server did not answer on port {port}: {(path / 'server.log').read_text()[-500:]}")
-        yield url
-    finally:
-        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(); log.close()
+    serve_code = ("import evotr_lib.assistant.embedding, uvicorn; "   # the server must know the memory embedding's name
+                  f"uvicorn.run('chromadb.app:app', host='127.0.0.1', port={port})")
+    yield from serve([sys.executable, "-c", serve_code], path, f"http://127.0.0.1:{port}", "Chroma's Python server", env,
+                     wait=90)
 
 
 def test_a_token_server_serves_only_clients_with_the_token(chroma_token_server, monkeypatch):

@@ -8,19 +8,19 @@ __all__ = ['SUBJECTS_EN', 'SUBJECTS_TR', 'SUBJECTS', 'OTHER_EN', 'OTHER_TR', 'TH
            'MAIL', 'STOP', 'EXPIRY_WORDS', 'fold', 'subject_of', 'same_subject', 'FactSlot', 'fact_slot',
            'question_slot', 'supersedes', 'expiry_time']
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #889cbbc3
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #a559f6b7
 import re
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 
 from ..text import fold_diacritics, turkish_lower
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #6c53408f
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #381f7744
 def fold(text: str) -> str:
     "Lowercase (Turkish rules), without Turkish letters, one kind of apostrophe, single spaces: what the patterns read."
     return " ".join(fold_diacritics(turkish_lower(text)).replace("’", "'").replace("`", "'").split())
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #e1de2deb
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #9332a6de
 SUBJECTS_EN = {
     **{w: w for w in "brother sister parents cousin colleague friend neighbour uncle aunt son daughter".split()},
     "mother": "mother", "mom": "mother", "mum": "mother", "father": "father", "dad": "father", "wife": "spouse",
@@ -49,7 +49,7 @@ def same_subject(a: str, b: str) -> bool:
     "Are two `subject_of` results the same person (a 'sibling', Turkish 'kardeş', is a brother or a sister)?"
     return a == b or {a, b} in ({"sibling", "brother"}, {"sibling", "sister"})
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #bc09b3b7
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #d532e1d4
 THINGS = {   # favourite <thing>, both languages -> one name
     "color": "colour", "colour": "colour", "renk": "colour", "food": "food", "dish": "food", "meal": "food",
     "yemek": "food", "team": "team", "takim": "team", "movie": "film", "film": "film", "book": "book",
@@ -79,7 +79,7 @@ QUALIFIERS = {   # the word before an appointment: "dentist appointment", "diş�
     "hairdresser": "hairdresser",
 }
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #34883496
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #d0fb7240
 _REL_EN = "brother|sister|mother|mom|mum|father|dad|wife|husband|son|daughter"
 _REL_TR = r"(?:erkek |kiz )?kardes|abi|abla|anne|baba|es|kar|koca|ogl|kiz"
 _JOBS_EN = ("teacher|engineer|developer|programmer|doctor|nurse|lawyer|accountant|architect|designer|manager|student|"
@@ -203,7 +203,7 @@ SLOT_RULES: list[tuple[str, list[str]]] = [   # (key, the ways of saying it); th
 ]
 SLOT_PATTERNS = [(key, re.compile("|".join(f"(?:{r})" for r in ways))) for key, ways in SLOT_RULES]
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #9acb6c37
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #df8d742b
 GENERIC_PATTERN = re.compile(r"\bmy (?:new )?(?P<x>(?:[a-z]+ )?[a-z]+) (?:is|are|changed|has changed)\b"
                              r"|(?:^|, )(?:benim )?(?P<x2>[a-z]{3,}(?:[aeiou]m|[aeiou]miz))\b")
 CHANGE_CUE = re.compile(
@@ -227,7 +227,7 @@ MAIL = re.compile(r"\b(?:e-?mail|mail\w*|e-?posta\w*)\b")
 STOP = frozenset("a an the my our his her their this that next last new weekly daily monthly another first second "
                  "bir bu su o yeni haftalik".split())
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #365c4e9d
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #7d6e49aa
 @dataclass(frozen=True)
 class FactSlot:
     "What a statement sets: `key` names a single-valued attribute (e.g. 'residence', 'event:meeting:burak')."
@@ -265,7 +265,10 @@ def fact_slot(text: str) -> FactSlot | None:
         if template.startswith("event:"):
             if not WHEN.search(s) or ANOTHER.search(s): continue
         elif NOT_A_FACT_YET.search(s): return None
-        return FactSlot(_slot_key(template, m, s), change=change)
+        key = _slot_key(template, m, s)
+        others = {_slot_key(t, n, s) for t, p in SLOT_PATTERNS if not t.startswith("event:") and (n := p.search(s))}
+        # two facts in one statement ("Benim adım Cem, Bursa'da yaşıyorum"): replacing it would lose the other one
+        return FactSlot(key, change=change) if others <= {key} else None
     if NOT_A_FACT_YET.search(s) or not (m := GENERIC_PATTERN.search(s)): return None
     return FactSlot("my:" + _group(m, "x"), generic=True, change=change)
 
@@ -278,7 +281,7 @@ def supersedes(new: FactSlot | None, old: FactSlot | None) -> bool:
     "Does a statement with slot `new` replace an older one with `old`? Same key; a generic key only with a change cue."
     return new is not None and old is not None and new.key == old.key and (not new.generic or new.change)
 
-# %% ../../nbs/assistant/34d_fact_slots.ipynb #f350ece5
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #6998a619
 EXPIRY_WORDS = [   # (pattern on `fold(text)`, days after the statement's day, or whole weeks after its week)
     (re.compile(r"\b(?:today|tonight|this (?:morning|afternoon|evening)|bugun|bu (?:sabah|aksam|gece|ogleden sonra))"
                 r"\b"), 0, False),

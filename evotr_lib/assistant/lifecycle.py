@@ -343,11 +343,11 @@ def train_dpo(model: "torch.nn.Module", pairs: list[tuple[list[int], list[int], 
     return losses
 
 # %% ../../nbs/assistant/39b_lifecycle.ipynb #b66cf376
-def forgotten(memory, fact: dict) -> bool:
-    "Did the user delete this statement (`/forget`) after saying it? Then the nightly job does not file it again."
+def forgotten(memory) -> dict[str, str]:
+    "What the user deleted by command (`/forget`): text_key -> the latest time; the nightly job does not file it again."
     from evotr_lib.assistant.embedding import text_key
-    return any(e["event"] == "delete" and e["actor"] == "command" and text_key(e["old_text"] or "") == text_key(
-        fact["text"]) and e["time"] >= (fact["time"] or "") for e in memory.history.events(memory.user))
+    return {text_key(e["old_text"] or ""): e["time"] for e in reversed(memory.history.events(memory.user))
+            if e["event"] == "delete" and e["actor"] == "command"}
 
 def night(day: date | str | None = None, log: ConversationLog | None = None, feedback: FeedbackDB | None = None,
           memory=None, report_dir=None, train_preferences=None, min_corrections: int = 10) -> dict:
@@ -358,10 +358,13 @@ def night(day: date | str | None = None, log: ConversationLog | None = None, fee
     turns, rows = log.read(day), feedback.rows(day=day)
     stats, filed, training, errors = analyze_day(turns, rows), [], [], []
     if memory is not None:
+        from evotr_lib.assistant.embedding import text_key
+        deleted = {}   # user -> `forgotten`, read once per user
         for fact in extract_facts(turns, rows):
             try:
                 owner = memory.for_user(fact["account"]) if fact["account"] else memory
-                if forgotten(owner, fact): continue
+                gone = deleted.setdefault(owner.user, forgotten(owner)).get(text_key(fact["text"]))
+                if gone is not None and gone >= (fact["time"] or ""): continue       # deleted after it was said
                 said = datetime.fromisoformat(fact["time"]).timestamp() if fact["time"] else None
                 kind = fact["metadata"]["type"]   # a user_fact the chat filed already is found again, not doubled
                 filed.append({**fact, "id": owner.add_memory(fact["text"], fact["metadata"], memory_type=kind,
