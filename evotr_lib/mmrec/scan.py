@@ -47,16 +47,20 @@ def _check_scan_inputs(a, x, h0):
 def _scan_loop(a: Tensor, x: Tensor, h: Tensor) -> Tensor:
     """h_t = a_t * h_{t-1} + x_t along dim -2 of a, x: (..., T, D), from h: (..., D); one step per t, vectorised over
     the rest."""
-    out = torch.empty_like(x)
-    for t in range(x.shape[-2]):
-        h = torch.addcmul(x[..., t, :], a[..., t, :], h)
-        out[..., t, :] = h
-    return out
+    hs = []
+    for a_t, x_t in zip(a.unbind(-2), x.unbind(-2)):
+        h = torch.addcmul(x_t, a_t, h)
+        hs.append(h)
+    return torch.stack(hs, -2) if hs else torch.empty_like(x)
+
+def _widest_float(device: torch.device) -> torch.dtype:
+    "fp64, or fp32 on Apple's MPS, which has no fp64."
+    return torch.float32 if device.type == "mps" else torch.float64
 
 def scan_ref(a: Tensor, x: Tensor, h0: Tensor | None = None) -> Tensor:
-    "The definition, h_t = a_t * h_{t-1} + x_t, as a loop over t (accumulating in fp32, or fp64)."
+    "The definition, h_t = a_t * h_{t-1} + x_t, as a loop over t in fp64 (fp32 on MPS), rounded once at the end."
     _check_scan_inputs(a, x, h0)
-    acc, out = _scan_dtypes(a, x, h0)
+    acc, out = _widest_float(x.device), _scan_dtypes(a, x, h0)[1]
     h = x.new_zeros(x.shape[0], x.shape[2], dtype=acc) if h0 is None else h0.to(acc)
     return _scan_loop(a.to(acc), x.to(acc), h).to(out)
 
@@ -218,12 +222,17 @@ def _triton_backward(a, h, h0, dh, acc, chunk=None):
 
 _BACKENDS = {"torch": (_torch_forward, _torch_backward), "triton": (_triton_forward, _triton_backward)}
 
+# %% ../../nbs/mmrec/13_scan.ipynb #3e44a722
+def _mlx_step(a, h, x):
+    "a * h + x in MLX, rounded at the scale of h only once where the gate is near 1 (MLX has no fused multiply-add)."
+    return mx.where(a >= 0.5, h + (x - (1 - a) * h), a * h + x)
+
 # %% ../../nbs/mmrec/13_scan.ipynb #5ec02210
 def _mlx_scan_loop(a, x, h):
     "`_scan_loop` in MLX: a step per position along axis -2, vectorised over the rest."
     out = []
     for t in range(x.shape[-2]):
-        h = a[..., t, :] * h + x[..., t, :]
+        h = _mlx_step(a[..., t, :], h, x[..., t, :])
         out.append(h)
     return mx.stack(out, axis=-2)
 
@@ -237,7 +246,7 @@ def _mlx_scan_chunked(a, x, h0, chunk: int = 64):
     x_c = mx.pad(x, [(0, 0), (0, pad), (0, 0)]).reshape(B, n, chunk, D)
     end, decay = x_c[:, :, 0], a_c[:, :, 0]
     for t in range(1, chunk):
-        end, decay = a_c[:, :, t] * end + x_c[:, :, t], decay * a_c[:, :, t]
+        end, decay = _mlx_step(a_c[:, :, t], end, x_c[:, :, t]), decay * a_c[:, :, t]
     ends = _mlx_scan_chunked(decay, end, h0, chunk)
     starts = mx.concatenate([mx.expand_dims(h0, 1), ends[:, :-1]], axis=1)
     return _mlx_scan_loop(a_c, x_c, starts).reshape(B, n * chunk, D)[:, :L]
@@ -250,7 +259,7 @@ _MLX_METAL_SOURCE = """
     float h = h0[b * D + d];
     for (uint t = 0; t < L; ++t) {
         size_t i = (size_t(b) * L + t) * D + d;
-        h = float(a[i]) * h + float(x[i]);
+        h = fma(float(a[i]), h, float(x[i]));
         out[i] = h;
     }
 """
@@ -324,10 +333,29 @@ def linear_scan(a, x, h0=None, backend: Backend = "auto", chunk_size: int = 64):
     return _LinearScan.apply(a, x, h0, backend, chunk_size)
 
 # %% ../../nbs/mmrec/13_scan.ipynb #f81b5511
+class _CumulativeDecay(torch.autograd.Function):
+    "exp(cumsum(log gamma)) along `dim`, summed in fp64; the gradient by the reverse scan, finite where gamma == 0."
+    @staticmethod
+    def forward(ctx, gamma, dim):
+        gamma_acc = gamma.to(_widest_float(gamma.device))
+        decay = torch.exp(torch.cumsum(torch.log(gamma_acc), dim))
+        ctx.save_for_backward(gamma_acc, decay)
+        ctx.dim = dim
+        return decay.to(gamma.dtype)
+
+    @staticmethod
+    def backward(ctx, d_decay):
+        gamma, decay = ctx.saved_tensors
+        moved = gamma.movedim(ctx.dim, 0).shape                                 # (L, rest...)
+        as_scan = lambda t: t.movedim(ctx.dim, 0).reshape(1, moved[0], math.prod(moved[1:]))   # (1, L, rest)
+        a = as_scan(gamma)
+        d_gamma, _, _ = _backward_by_reverse_scan(_scan_chunked, a, as_scan(decay), torch.ones_like(a[:, 0]),
+                                                  as_scan(d_decay.to(gamma.dtype)))
+        return d_gamma.reshape(moved).movedim(0, ctx.dim).to(d_decay.dtype), None
+
 def associative_scan_exponential(gamma: Tensor, dim: int = 1) -> Tensor:
     "Cumulative product of `gamma` (>= 0) along `dim`, as exp(cumsum(log gamma)) with the sum accumulated in fp64."
     if not isinstance(gamma, Tensor) or not gamma.is_floating_point(): raise TypeError(
         "gamma must be a floating point tensor")
     if bool((gamma < 0).any()): raise ValueError("associative_scan_exponential needs gamma >= 0 (it sums log gamma)")
-    acc = torch.float32 if gamma.device.type == "mps" else torch.float64
-    return torch.exp(torch.cumsum(torch.log(gamma.to(acc)), dim)).to(gamma.dtype)
+    return _CumulativeDecay.apply(gamma, dim)
