@@ -44,10 +44,14 @@ class MemoryConfig(Config):
                                        # differ: the newer ranks first (34g_memory `newest_first`); tuned on
                                        # data/memory_updates/dev
     recency_margin: float = 0.15       # ... when it scores at most this much below the older one
+    topic_margin: float = 0.5          # ... or this much, when the newer says that something changed and shares a word
+                                       # or a kind of value with the older (34d `share_topic`, `value_kinds`)
     subject_penalty: float = 0.2       # a memory about another person than the question (34d `subject_of`) ranks as
                                        # if it scored this much less
     slot_bonus: float = 0.1            # a memory filling the slot a question asks about (34d `question_slot`) ranks as
                                        # if it scored this much more
+    not_now_penalty: float = 0.2       # a plan, wish or past fact (34d `about_now`) ranks as if it scored this much less
+                                       # for a question about the present
     auto_save: bool = True             # MemoryManager.add_conversation also stores the turn long-term
 
     def __post_init__(self):
@@ -61,7 +65,8 @@ class MemoryConfig(Config):
                 "positive"
             )
         if not 0 < self.ngram_weight < 1: raise ValueError(f"ngram_weight must be in (0, 1), got {self.ngram_weight}")
-        for name in ("score_margin", "recency_margin", "subject_penalty", "slot_bonus"):
+        for name in ("score_margin", "recency_margin", "topic_margin", "subject_penalty", "slot_bonus",
+                     "not_now_penalty"):
             if not 0 <= getattr(self, name) <= 2: raise ValueError(
                 f"{name} is a cosine difference in [0, 2], got {getattr(self, name)}")
         for name in ("dedup_threshold", "min_score", "same_thing"):

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['SUBJECTS_EN', 'SUBJECTS_TR', 'SUBJECTS', 'OTHER_EN', 'OTHER_TR', 'THINGS', 'PETS', 'EVENTS', 'QUALIFIERS',
            'SLOT_RULES', 'SLOT_PATTERNS', 'GENERIC_PATTERN', 'CHANGE_CUE', 'NOT_A_FACT_YET', 'WHEN', 'ANOTHER', 'WORK',
-           'MAIL', 'STOP', 'EXPIRY_WORDS', 'fold', 'subject_of', 'same_subject', 'FactSlot', 'fact_slot',
-           'question_slot', 'supersedes', 'expiry_time']
+           'MAIL', 'STOP', 'TOPIC_STOP', 'TOPIC_WORD', 'VALUE_KINDS', 'PAST_QUESTION', 'PLANNED_OR_ONGOING',
+           'EXPIRY_WORDS', 'fold', 'subject_of', 'same_subject', 'FactSlot', 'fact_slot', 'question_slot', 'supersedes',
+           'topic_words', 'share_topic', 'value_kinds', 'about_now', 'asks_about_now', 'expiry_time']
 
 # %% ../../nbs/assistant/34d_fact_slots.ipynb #a559f6b7
 import re
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 
 from ..text import fold_diacritics, turkish_lower
+from .lexicon import Lexicon
+from ..text import EN_STOP_WORDS, TR_STOP_WORDS
 
 # %% ../../nbs/assistant/34d_fact_slots.ipynb #381f7744
 def fold(text: str) -> str:
@@ -208,14 +211,16 @@ GENERIC_PATTERN = re.compile(r"\bmy (?:new )?(?P<x>(?:[a-z]+ )?[a-z]+) (?:is|are
                              r"|(?:^|, )(?:benim )?(?P<x2>[a-z]{3,}(?:[aeiou]m|[aeiou]miz))\b")
 CHANGE_CUE = re.compile(
     r"\b(?:now|anymore|any more|no longer|new|changed|switched|moved|instead|actually|from now on|these days|since|"
-    r"updated|rescheduled|postponed|cancelled|canceled|artik|yeni|degistirdim|degisti|degistirdik|bundan sonra|"
-    r"aslinda|simdi|su an|suanda|tasindim|gectim|ertelendi|alindi|aldim|aldik|kaydirildi|kaydi|iptal|pardon|"
-    r"yanlis soyledim)\b")
+    r"starting|as of|updated|rescheduled|postponed|pushed|extended|cancelled|canceled|renamed|replaced|sold|quit|left|"
+    r"got|became|become|promoted|raised|transferred|hired|broke up|stopped|finally|correction|typo|sorry|down to|up to|"
+    r"artik|yeni|degis\w*|bundan (?:sonra|boyle)|aslinda|simdi|su an|suanda|tasin\w*|gect\w*|ertele\w*|uzatildi|"
+    r"alindi|aldim|aldik|kaydir\w*|kaydi|iptal|pardon|yanlis\w*|duzelt\w*|sattim|sattik|oldum|oldu|birak\w*|"
+    r"ayrild\w*|cikarild\w*|basladim|verdiler|koyduk|one cek\w*|terfi)\b")
 NOT_A_FACT_YET = re.compile(
     r"\b(?:might|maybe|perhaps|thinking (?:about|of)|plan(?:ning)? to|planned to|want to|wanna|would like|'d like|"
     r"would love|'d love|hope|hoping|wish|if|going to|will|'ll|considering|dream|used to|someday|one day|"
     r"may (?:be|move|change|switch|get|start|go)|belki|dusunuyorum|planliyorum|istiyorum|isterdim|isterim|hayal|eger|"
-    r"umarim|eskiden|ileride|bir gun|\w+(?:abilirim|ebilirim|acagim|ecegim))\b")
+    r"umarim|eskiden|ileride|yakinda|soon|bir gun|\w+(?:abilir|ebilir)\w*|\w+(?:acagim|ecegim))\b")
 WHEN = re.compile(
     rf"\d|\b(?:today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday|week|month|morning|"
     rf"afternoon|evening|noon|{_MONTHS}|moved|rescheduled|postponed|cancelled|canceled|pushed|bugun|bu aksam|yarin|"
@@ -281,20 +286,62 @@ def supersedes(new: FactSlot | None, old: FactSlot | None) -> bool:
     "Does a statement with slot `new` replace an older one with `old`? Same key; a generic key only with a change cue."
     return new is not None and old is not None and new.key == old.key and (not new.generic or new.change)
 
+# %% ../../nbs/assistant/34d_fact_slots.ipynb #41c1f138
+TOPIC_STOP = frozenset(fold(w) for w in EN_STOP_WORDS | TR_STOP_WORDS) | {"just", "today", "yesterday", "still", "really"}
+TOPIC_WORD = re.compile(r"[a-z]{3,}")
+
+def topic_words(text: str, lexicon: Lexicon | None = None) -> frozenset[str]:
+    "The content words of `text` (folded; no stop words, no change cues), with their first translation by `lexicon`."
+    words = TOPIC_WORD.findall(fold(text)) + (TOPIC_WORD.findall(fold(lexicon.translate(text))) if lexicon else [])
+    return frozenset(w for w in words if w not in TOPIC_STOP and not CHANGE_CUE.fullmatch(w))
+
+def share_topic(a: frozenset[str], b: frozenset[str]) -> bool:
+    "Do two sets of `topic_words` share a word, up to its ending (the same first 5 letters, or one word starts the other)?"
+    return any(x[:5] == y[:5] or min(len(x), len(y)) >= 4 and (x.startswith(y) or y.startswith(x)) for x in a for y in b)
+
+VALUE_KINDS = {   # kinds of value whose presence in two statements says they are about the same thing
+    "email": re.compile(r"\S+@\S+\.\w+"), "handle": re.compile(r"(?:^|\s)@\w+"),
+    "money": re.compile(r"[$€£₺]\s?\d|\d\s?(?:k|tl|lira|euro|dollars?|usd|eur)\b"), "weight": re.compile(r"\d\s?kg\b"),
+    "phone": re.compile(r"\d{3}[- ]?\d{3,4}[- ]?\d{2,4}"),
+    "diet": re.compile(r"\b(?:vegan|vegetarian|vejetaryen|keto\w*|paleo|pescatarian|intermittent fasting|aralikli oruc)\b"),
+}
+
+def value_kinds(text: str) -> frozenset[str]:
+    "The `VALUE_KINDS` that `text` holds."
+    s = fold(text)
+    return frozenset(kind for kind, pattern in VALUE_KINDS.items() if pattern.search(s))
+
+PAST_QUESTION = re.compile(r"\b(?:before|did|previous(?:ly)?|former(?:ly)?|earlier|ago)\b")
+
+def about_now(text: str) -> bool:
+    "Does a statement speak of what is true now (not a plan, a wish, a guess or the past: `NOT_A_FACT_YET`)?"
+    return not NOT_A_FACT_YET.search(fold(text))
+
+def asks_about_now(question: str) -> bool:
+    "Does a question ask what is true now ('Where do I live?'), not about the past or plans ('Where did I live before?')?"
+    return about_now(question) and not PAST_QUESTION.search(fold(question))
+
 # %% ../../nbs/assistant/34d_fact_slots.ipynb #6998a619
-EXPIRY_WORDS = [   # (pattern on `fold(text)`, days after the statement's day, or whole weeks after its week)
-    (re.compile(r"\b(?:today|tonight|this (?:morning|afternoon|evening)|bugun|bu (?:sabah|aksam|gece|ogleden sonra))"
-                r"\b"), 0, False),
-    (re.compile(r"\b(?:tomorrow|yarin)\b"), 1, False),
-    (re.compile(r"\b(?:day after tomorrow|obur gun|ertesi gun)\b"), 2, False),
-    (re.compile(r"\b(?:this week|bu hafta)\b"), 0, True),
-    (re.compile(r"\b(?:next week|haftaya|gelecek hafta|onumuzdeki hafta)\b"), 1, True),
+PLANNED_OR_ONGOING = re.compile(   # a time, a reminder, an appointment, a future or an ongoing verb
+    r"\d{1,2}[:.]\d{2}|\b\d{1,2} ?(?:am|pm)\b|\bat \d|\bsaat\b|\b(?:remind|reminder|don't forget|dont forget|need to|"
+    r"have to|must|gotta|will|going to|meeting|appointment|call|flight|class|deadline|due|hatirlat\w*|unutma\w*|"
+    r"lazim|gerek\w*|toplanti\w*|randevu\w*|ucus\w*|ders\w*|\w+(?:acak|ecek|iyor|uyor)\w*|\w+ing)\b")
+EXPIRY_WORDS = [   # (pattern on `fold(text)`, days after the statement's day or whole weeks after its week, weeks?,
+                   #  only with something `PLANNED_OR_ONGOING`?)
+    (re.compile(r"\b(?:today|this (?:morning|afternoon)|bugun|bu sabah|bu ogleden sonra)\b"), 0, False, True),
+    (re.compile(r"\b(?:tonight|this evening|bu (?:aksam|gece))\b"), 0, False, False),
+    (re.compile(r"\b(?:tomorrow|yarin)\b"), 1, False, False),
+    (re.compile(r"\b(?:day after tomorrow|obur gun|ertesi gun)\b"), 2, False, False),
+    (re.compile(r"\b(?:this week|bu hafta)\b"), 0, True, True),
+    (re.compile(r"\b(?:next week|haftaya|gelecek hafta|onumuzdeki hafta)\b"), 1, True, False),
 ]
 
 def expiry_time(text: str, said_at: float) -> float | None:
-    """When a statement tied to a near day stops mattering: the midnight (local time) after that day ('today',
-    'tomorrow', 'yarın') or week ('this week', 'haftaya'); None for everything else. The latest such day wins."""
+    """When a statement tied to a near day stops mattering: the midnight (local time) after that day ('tomorrow',
+    'yarın', 'today' with something planned or going on) or week ('haftaya'); None for everything else. The latest
+    such day wins."""
     s, day = fold(text), datetime.fromtimestamp(said_at).date()
+    planned = bool(PLANNED_OR_ONGOING.search(s))
     ends = [day + timedelta(days=7 * n + 6 - day.weekday()) if weeks else day + timedelta(days=n)
-            for pattern, n, weeks in EXPIRY_WORDS if pattern.search(s)]
+            for pattern, n, weeks, needs_plan in EXPIRY_WORDS if pattern.search(s) and (planned or not needs_plan)]
     return datetime.combine(max(ends) + timedelta(days=1), dtime()).timestamp() if ends else None

@@ -16,8 +16,10 @@ import numpy as np
 from .base_model import with_memories
 from .context import ContextBuffer, MemoryConfig, TokenCounter, bpe_token_count
 from .embedding import MemoryEmbedding, text_key
-from .fact_slots import (CHANGE_CUE, FactSlot, expiry_time, fact_slot, fold, question_slot,
-                                             same_subject, subject_of, supersedes)
+from .fact_slots import (CHANGE_CUE, FactSlot, about_now, asks_about_now, expiry_time, fact_slot,
+                                             fold, question_slot, same_subject, share_topic, subject_of, supersedes,
+                                             topic_words, value_kinds)
+from .lexicon import Lexicon
 from .memory_history import MemoryHistory, check_user
 from .memory_store import MemoryHandler, MemoryHit, _hits, check_metadata, check_text
 
@@ -104,27 +106,45 @@ def search(self: MemoryHandler, query: str, top_k: int = 3, memory_type: str | N
     res = self.collection.query(query_embeddings=[self.embedding.embed([query])[0]], n_results=top_k + 5,
                                 where=self._where(memory_type), include=["documents", "metadatas", "distances"])
     hits = _hits(res)
-    about, asks, c = subject_of(query), question_slot(query), self.config
+    about, asks, now, c = subject_of(query), question_slot(query), asks_about_now(query), self.config
     rank = lambda h: (h.score - c.subject_penalty * (not same_subject(subject_of(h.text), about))
-                      + c.slot_bonus * bool(asks and h.slot == asks))
+                      + c.slot_bonus * bool(asks and h.slot == asks)
+                      - c.not_now_penalty * (now and not about_now(h.text)))
     hits = sorted(hits, key=lambda h: -rank(h))
     # texts are compared only when one says that something changed; embedded here, as Chroma's Python server cannot
     # return stored vectors (1.5.9)
     changed = any(CHANGE_CUE.search(fold(h.text)) for h in hits)
-    return newest_first(hits, self.embedding.embed([h.text for h in hits]) if changed else None, self.config)[:top_k]
+    vectors = self.embedding.embed([h.text for h in hits]) if changed else None
+    return newest_first(hits, vectors, self.config, self.embedding.lexicon)[:top_k]
 
-def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: MemoryConfig) -> list[MemoryHit]:
+def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: MemoryConfig,
+                 lexicon: Lexicon | None = None) -> list[MemoryHit]:
     """`hits` (best first; `vectors`: their unit embeddings, None if no hit says that something changed) with every hit
-    moved before the first older hit it seems to replace (same slot; or alike and saying that something changed) that
-    scores at most `config.recency_margin` more."""
-    def replaces(old: int, new: int) -> bool:   # same slot; or no two slots, alike, and the newer says it changed
-        if hits[old].slot and hits[new].slot: return hits[old].slot == hits[new].slot
-        return vectors is not None and bool(CHANGE_CUE.search(fold(hits[new].text))) and float(
-            vectors[old] @ vectors[new]) >= config.same_thing
+    moved before the first older hit that it seems to replace and that scores at most a margin more (`margin`)."""
+    topics = [topic_words(h.text, lexicon) for h in hits]
+    counts = Counter(w for t in topics for w in t)   # a word in most hits ("the user ...") tells nothing apart
+    topics = [frozenset(w for w in t if counts[w] <= max(2, len(hits) / 2)) for t in topics]
+    rule_slot = lambda h: "" if h.slot.startswith("my:") else h.slot     # a generic slot is only a guess
+
+    def margin(old: int, new: int) -> float | None:
+        "How much less `new` may score than the older `old` and still go first; None: it does not replace `old`."
+        a, b = rule_slot(hits[old]), rule_slot(hits[new])
+        if a and a == b: return config.recency_margin
+        two_events = a.startswith("event:") and b.startswith("event:") and a.split(":")[1] == b.split(":")[1]
+        if a and b and not two_events: return None                          # two slots: two things
+        if not (CHANGE_CUE.search(fold(hits[new].text))
+                and same_subject(subject_of(hits[old].text), subject_of(hits[new].text))): return None
+        if share_topic(topics[old], topics[new]): return config.topic_margin
+        if two_events: return None               # two meetings named differently: only a shared word joins them
+        if value_kinds(hits[old].text) & value_kinds(hits[new].text): return config.topic_margin
+        alike = vectors is not None and float(vectors[old] @ vectors[new]) >= config.same_thing
+        return config.recency_margin if alike else None
+
     order = []   # indices of `hits` in their new order
     for j, hit in enumerate(hits):
-        at = next((p for p, i in enumerate(order) if hits[i].valid_from < hit.valid_from
-                   and hits[i].score - hit.score <= config.recency_margin and replaces(i, j)), len(order))
+        older = [(p, i) for p, i in enumerate(order) if hits[i].valid_from < hit.valid_from]
+        at = next((p for p, i in older if (m := margin(i, j)) is not None and hits[i].score - hit.score <= m),
+                  len(order))
         order.insert(at, j)
     return [hits[i] for i in order]
 
