@@ -50,8 +50,8 @@ class MemoryConfig(Config):
                                        # if it scored this much less
     slot_bonus: float = 0.1            # a memory filling the slot a question asks about (34d `question_slot`) ranks as
                                        # if it scored this much more
-    not_now_penalty: float = 0.2       # a plan, wish or past fact (34d `about_now`) ranks as if it scored this much less
-                                       # for a question about the present
+    not_now_penalty: float = 0.2       # a plan, wish or past fact (34d `about_now`) ranks as if it scored this much
+                                       # less, for a question about the present
     auto_save: bool = True             # MemoryManager.add_conversation also stores the turn long-term
 
     def __post_init__(self):

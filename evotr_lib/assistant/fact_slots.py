@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SUBJECTS_EN', 'SUBJECTS_TR', 'SUBJECTS', 'OTHER_EN', 'OTHER_TR', 'THINGS', 'PETS', 'EVENTS', 'QUALIFIERS',
            'SLOT_RULES', 'SLOT_PATTERNS', 'GENERIC_PATTERN', 'CHANGE_CUE', 'NOT_A_FACT_YET', 'WHEN', 'ANOTHER', 'WORK',
-           'MAIL', 'STOP', 'TOPIC_STOP', 'TOPIC_WORD', 'VALUE_KINDS', 'PAST_QUESTION', 'PLANNED_OR_ONGOING',
+           'MAIL', 'STOP', 'TOPIC_STOP', 'TOPIC_WORD', 'VALUE_KINDS', 'ALSO', 'PAST_QUESTION', 'PLANNED_OR_ONGOING',
            'EXPIRY_WORDS', 'fold', 'subject_of', 'same_subject', 'FactSlot', 'fact_slot', 'question_slot', 'supersedes',
            'topic_words', 'share_topic', 'value_kinds', 'about_now', 'asks_about_now', 'expiry_time']
 
@@ -287,7 +287,8 @@ def supersedes(new: FactSlot | None, old: FactSlot | None) -> bool:
     return new is not None and old is not None and new.key == old.key and (not new.generic or new.change)
 
 # %% ../../nbs/assistant/34d_fact_slots.ipynb #41c1f138
-TOPIC_STOP = frozenset(fold(w) for w in EN_STOP_WORDS | TR_STOP_WORDS) | {"just", "today", "yesterday", "still", "really"}
+TOPIC_STOP = frozenset(fold(w) for w in EN_STOP_WORDS | TR_STOP_WORDS) | {"just", "today", "yesterday", "still",
+                                                                          "really"}
 TOPIC_WORD = re.compile(r"[a-z]{3,}")
 
 def topic_words(text: str, lexicon: Lexicon | None = None) -> frozenset[str]:
@@ -296,20 +297,24 @@ def topic_words(text: str, lexicon: Lexicon | None = None) -> frozenset[str]:
     return frozenset(w for w in words if w not in TOPIC_STOP and not CHANGE_CUE.fullmatch(w))
 
 def share_topic(a: frozenset[str], b: frozenset[str]) -> bool:
-    "Do two sets of `topic_words` share a word, up to its ending (the same first 5 letters, or one word starts the other)?"
-    return any(x[:5] == y[:5] or min(len(x), len(y)) >= 4 and (x.startswith(y) or y.startswith(x)) for x in a for y in b)
+    "Do two sets of `topic_words` share a word, up to its ending (the same first 5 letters, or one starts the other)?"
+    return any(x[:5] == y[:5] or min(len(x), len(y)) >= 4 and (x.startswith(y) or y.startswith(x))
+               for x in a for y in b)
 
 VALUE_KINDS = {   # kinds of value whose presence in two statements says they are about the same thing
     "email": re.compile(r"\S+@\S+\.\w+"), "handle": re.compile(r"(?:^|\s)@\w+"),
     "money": re.compile(r"[$€£₺]\s?\d|\d\s?(?:k|tl|lira|euro|dollars?|usd|eur)\b"), "weight": re.compile(r"\d\s?kg\b"),
     "phone": re.compile(r"\d{3}[- ]?\d{3,4}[- ]?\d{2,4}"),
-    "diet": re.compile(r"\b(?:vegan|vegetarian|vejetaryen|keto\w*|paleo|pescatarian|intermittent fasting|aralikli oruc)\b"),
+    "diet": re.compile(r"\b(?:vegan|vegetarian|vejetaryen|keto\w*|paleo|pescatarian|intermittent fasting|"
+                       r"aralikli oruc)\b"),
 }
 
 def value_kinds(text: str) -> frozenset[str]:
     "The `VALUE_KINDS` that `text` holds."
     s = fold(text)
     return frozenset(kind for kind, pattern in VALUE_KINDS.items() if pattern.search(s))
+
+ALSO = re.compile(r"(?<!')\b(?:also|too|as well|second|ikinci|bir de|ayrica|de|da)\b")   # one more, not a new one
 
 PAST_QUESTION = re.compile(r"\b(?:before|did|previous(?:ly)?|former(?:ly)?|earlier|ago)\b")
 
@@ -318,7 +323,7 @@ def about_now(text: str) -> bool:
     return not NOT_A_FACT_YET.search(fold(text))
 
 def asks_about_now(question: str) -> bool:
-    "Does a question ask what is true now ('Where do I live?'), not about the past or plans ('Where did I live before?')?"
+    "Does a question ask what is true now ('Where do I live?'), not of the past or plans ('Where did I live before?')?"
     return about_now(question) and not PAST_QUESTION.search(fold(question))
 
 # %% ../../nbs/assistant/34d_fact_slots.ipynb #6998a619

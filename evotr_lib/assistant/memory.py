@@ -16,9 +16,9 @@ import numpy as np
 from .base_model import with_memories
 from .context import ContextBuffer, MemoryConfig, TokenCounter, bpe_token_count
 from .embedding import MemoryEmbedding, text_key
-from .fact_slots import (CHANGE_CUE, FactSlot, about_now, asks_about_now, expiry_time, fact_slot,
-                                             fold, question_slot, same_subject, share_topic, subject_of, supersedes,
-                                             topic_words, value_kinds)
+from .fact_slots import (ALSO, CHANGE_CUE, FactSlot, about_now, asks_about_now, expiry_time,
+                                             fact_slot, fold, question_slot, same_subject, share_topic, subject_of,
+                                             supersedes, topic_words, value_kinds)
 from .lexicon import Lexicon
 from .memory_history import MemoryHistory, check_user
 from .memory_store import MemoryHandler, MemoryHit, _hits, check_metadata, check_text
@@ -132,8 +132,9 @@ def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: Memo
         if a and a == b: return config.recency_margin
         two_events = a.startswith("event:") and b.startswith("event:") and a.split(":")[1] == b.split(":")[1]
         if a and b and not two_events: return None                          # two slots: two things
-        if not (CHANGE_CUE.search(fold(hits[new].text))
-                and same_subject(subject_of(hits[old].text), subject_of(hits[new].text))): return None
+        said = fold(hits[new].text)
+        if not CHANGE_CUE.search(said) or ALSO.search(said): return None      # no change, or one more of a kind
+        if not same_subject(subject_of(hits[old].text), subject_of(hits[new].text)): return None
         if share_topic(topics[old], topics[new]): return config.topic_margin
         if two_events: return None               # two meetings named differently: only a shared word joins them
         if value_kinds(hits[old].text) & value_kinds(hits[new].text): return config.topic_margin
