@@ -6,7 +6,7 @@
 __all__ = ['newest_first', 'MemoryManager', 'MemoryHandler', 'MemoryHit']
 
 # %% ../../nbs/assistant/34g_memory.ipynb #9bcd801f
-import copy, json, re, time, uuid
+import copy, dataclasses, json, re, time, uuid
 from collections import Counter
 from pathlib import Path
 
@@ -120,7 +120,8 @@ def search(self: MemoryHandler, query: str, top_k: int = 3, memory_type: str | N
 def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: MemoryConfig,
                  lexicon: Lexicon | None = None) -> list[MemoryHit]:
     """`hits` (best first; `vectors`: their unit embeddings, None if no hit says that something changed) with every hit
-    moved before the first older hit that it seems to replace and that scores at most a margin more (`margin`)."""
+    moved before the first older hit that it seems to replace and that scores at most a margin more (`margin`); a
+    moved hit names the one it replaces (`.replaces`)."""
     topics = [topic_words(h.text, lexicon) for h in hits]
     counts = Counter(w for t in topics for w in t)   # a word in most hits ("the user ...") tells nothing apart
     topics = [frozenset(w for w in t if counts[w] <= max(2, len(hits) / 2)) for t in topics]
@@ -141,13 +142,14 @@ def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: Memo
         alike = vectors is not None and float(vectors[old] @ vectors[new]) >= config.same_thing
         return config.recency_margin if alike else None
 
-    order = []   # indices of `hits` in their new order
+    order, replaced = [], {}   # indices of `hits` in their new order; hit index -> the older hit's id it replaces
     for j, hit in enumerate(hits):
         older = [(p, i) for p, i in enumerate(order) if hits[i].valid_from < hit.valid_from]
         at = next((p for p, i in older if (m := margin(i, j)) is not None and hits[i].score - hit.score <= m),
                   len(order))
+        if at < len(order): replaced[j] = hits[order[at]].id
         order.insert(at, j)
-    return [hits[i] for i in order]
+    return [dataclasses.replace(hits[i], replaces=replaced[i]) if i in replaced else hits[i] for i in order]
 
 # %% ../../nbs/assistant/34g_memory.ipynb #30e03636
 @patch
@@ -246,13 +248,19 @@ def get_stats(self: MemoryHandler) -> dict:
 def select_memories(self: MemoryHandler, query: str, top_k: int | None = None, max_tokens: int | None = None,
                     count_tokens: TokenCounter | None = None) -> tuple[list[MemoryHit], list[tuple[MemoryHit, str]]]:
     """The hits that go into `query`'s context: at most `top_k` (config: 3) above `min_score` and within `score_margin`
-    of the best, whose lines fit `max_tokens` (config: 512); and the hits left out, each with the reason."""
+    of the best, or filling the slot it asks about (and any hit that search put before one of those), but not one that
+    a given hit seems to replace, whose lines fit `max_tokens` (config: 512); and the hits left out, with the reasons."""
     top_k, max_tokens = top_k or self.config.top_k, max_tokens or self.config.context_tokens
     count = count_tokens or bpe_token_count
     found, given, left, used = self.search(query, top_k), [], [], 0
     floor = max(self.config.min_score, max(h.score for h in found) - self.config.score_margin) if found else 1.0
-    for hit in found:
-        if hit.score < floor: left.append((hit, f"score {hit.score:.2f} < {floor:.2f}")); continue
+    asks = question_slot(query)   # a hit that fills the slot the question asks about is relevant whatever its score
+    last = max((i for i, h in enumerate(found) if h.score >= floor or asks and h.slot == asks), default=-1)
+    replaced_by = {h.replaces: h.id for h in found if h.replaces}
+    for i, hit in enumerate(found):
+        if i > last: left.append((hit, f"score {hit.score:.2f} < {floor:.2f}")); continue
+        if any(g.id == replaced_by.get(hit.id) for g in given):   # the model reads the current fact, not both
+            left.append((hit, f"seems replaced by the newer {replaced_by[hit.id][:8]}")); continue
         if used + (n := count(f"- {hit.text}")) > max_tokens:
             left.append((hit, f"{n} tokens, over the budget")); continue
         given.append(hit); used += n

@@ -90,6 +90,7 @@ class MemoryHit:
     text: str
     metadata: dict
     score: float = float("nan")
+    replaces: str = ""             # from a search: the id of an older hit that this one seems to replace (34g)
 
     @property
     def type(self) -> str: return self.metadata.get("evotr_type", "")
