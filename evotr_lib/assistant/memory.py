@@ -249,7 +249,7 @@ def select_memories(self: MemoryHandler, query: str, top_k: int | None = None, m
                     count_tokens: TokenCounter | None = None) -> tuple[list[MemoryHit], list[tuple[MemoryHit, str]]]:
     """The hits that go into `query`'s context: at most `top_k` (config: 3) above `min_score` and within `score_margin`
     of the best, or filling the slot it asks about (and any hit that search put before one of those), but not one that
-    a given hit seems to replace, whose lines fit `max_tokens` (config: 512); and the hits left out, with the reasons."""
+    a given hit seems to replace, whose lines fit `max_tokens` (config: 512); and the hits left out, and why."""
     top_k, max_tokens = top_k or self.config.top_k, max_tokens or self.config.context_tokens
     count = count_tokens or bpe_token_count
     found, given, left, used = self.search(query, top_k), [], [], 0
