@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['SUBJECTS_EN', 'SUBJECTS_TR', 'SUBJECTS', 'OTHER_EN', 'OTHER_TR', 'THINGS', 'PETS', 'EVENTS', 'QUALIFIERS',
-           'SLOT_RULES', 'SLOT_PATTERNS', 'GENERIC_PATTERN', 'CHANGE_CUE', 'NOT_A_FACT_YET', 'WHEN', 'ANOTHER', 'WORK',
-           'MAIL', 'STOP', 'TOPIC_STOP', 'TOPIC_WORD', 'VALUE_KINDS', 'ALSO', 'PAST_QUESTION', 'PLANNED_OR_ONGOING',
-           'EXPIRY_WORDS', 'fold', 'subject_of', 'same_subject', 'FactSlot', 'fact_slot', 'question_slot', 'supersedes',
-           'topic_words', 'share_topic', 'value_kinds', 'about_now', 'asks_about_now', 'expiry_time']
+           'SLOT_RULES', 'SLOT_PATTERNS', 'GENERIC_PATTERN', 'CHANGE_CUE', 'NOT_A_FACT_YET', 'WHEN', 'ONE_MORE',
+           'ANOTHER', 'ALSO', 'WORK', 'MAIL', 'STOP', 'TOPIC_STOP', 'TOPIC_WORD', 'VALUE_KINDS', 'PAST_QUESTION',
+           'PLANNED_OR_ONGOING', 'EXPIRY_WORDS', 'fold', 'subject_of', 'same_subject', 'FactSlot', 'fact_slot',
+           'question_slot', 'supersedes', 'topic_words', 'share_topic', 'value_kinds', 'about_now', 'asks_about_now',
+           'expiry_time']
 
 # %% ../../nbs/assistant/34d_fact_slots.ipynb #a559f6b7
 import re
@@ -226,7 +227,11 @@ WHEN = re.compile(
     rf"afternoon|evening|noon|{_MONTHS}|moved|rescheduled|postponed|cancelled|canceled|pushed|bugun|bu aksam|yarin|"
     rf"pazartesi|sali|carsamba|persembe|cuma|cumartesi|pazar|hafta|ay|sabah|ogle|aksam|ocak|subat|mart|nisan|mayis|"
     rf"haziran|temmuz|agustos|eylul|ekim|kasim|aralik|saat|ertelendi|alindi|aldim|aldik|kaydi|kaydirildi|iptal)\w*")
-ANOTHER = re.compile(r"\b(?:another|also|second|other|too|as well|baska|bir de|ayrica|ikinci)\b")
+ONE_MORE = "also|too|as well|second|ikinci|bir de|ayrica"   # words that add a thing of a kind already named
+ANOTHER = re.compile(rf"\b(?:another|other|baska|{ONE_MORE})\b")
+# in an update "another change" is the same thing changing again, and a bare "de"/"da" (not a suffix after an
+# apostrophe: "Kadıköy'de") is "also": "Kahveyi de severim"
+ALSO = re.compile(rf"(?<!')\b(?:{ONE_MORE}|de|da)\b")
 WORK = re.compile(r"\b(?:work|office|business|ofis)\b|\bis (?:mail|e-?posta|telefon|numara|adres)")
 MAIL = re.compile(r"\b(?:e-?mail|mail\w*|e-?posta\w*)\b")
 STOP = frozenset("a an the my our his her their this that next last new weekly daily monthly another first second "
@@ -313,8 +318,6 @@ def value_kinds(text: str) -> frozenset[str]:
     "The `VALUE_KINDS` that `text` holds."
     s = fold(text)
     return frozenset(kind for kind, pattern in VALUE_KINDS.items() if pattern.search(s))
-
-ALSO = re.compile(r"(?<!')\b(?:also|too|as well|second|ikinci|bir de|ayrica|de|da)\b")   # one more, not a new one
 
 PAST_QUESTION = re.compile(r"\b(?:before|did|previous(?:ly)?|former(?:ly)?|earlier|ago)\b")
 

@@ -99,12 +99,13 @@ def memorable_sentences(text: str) -> list[str]:
     Friday. I've been at Stripe since Monday."); sentences with slots stay apart, so that each can be replaced."""
     from evotr_lib.assistant.fact_slots import fact_slot
     from evotr_lib.text import split_sentences
-    kept, last = [], -2     # runs of adjacent memorable sentences; the index of the last one kept
-    for i, sentence in enumerate(split_sentences(text)):
-        if not is_memorable(sentence): continue
-        if last == i - 1 and fact_slot(kept[-1]) is None and fact_slot(sentence) is None: kept[-1] += " " + sentence
-        else: kept.append(sentence)
-        last = i
+    kept, joinable = [], False   # runs of adjacent memorable sentences; can the next one join the last run?
+    for sentence in split_sentences(text):
+        memorable = is_memorable(sentence)
+        slotless = memorable and fact_slot(sentence) is None
+        if joinable and slotless: kept[-1] += " " + sentence
+        elif memorable: kept.append(sentence)
+        joinable = slotless
     return kept
 
 # %% ../../nbs/assistant/39a_facts.ipynb #9ad5877e

@@ -122,23 +122,24 @@ def newest_first(hits: list[MemoryHit], vectors: np.ndarray | None, config: Memo
     """`hits` (best first; `vectors`: their unit embeddings, None if no hit says that something changed) with every hit
     moved before the first older hit that it seems to replace and that scores at most a margin more (`margin`); a
     moved hit names the one it replaces (`.replaces`)."""
-    topics = [topic_words(h.text, lexicon) for h in hits]
+    said = [fold(h.text) for h in hits]
+    changes = [bool(CHANGE_CUE.search(t)) and not ALSO.search(t) for t in said]   # a change, not one more
+    whom = [subject_of(h.text) for h in hits]
+    slots = ["" if h.slot.startswith("my:") else h.slot for h in hits]    # a generic slot is only a guess
+    topics = [topic_words(h.text, lexicon) for h in hits] if any(changes) else [frozenset()] * len(hits)
     counts = Counter(w for t in topics for w in t)   # a word in most hits ("the user ...") tells nothing apart
     topics = [frozenset(w for w in t if counts[w] <= max(2, len(hits) / 2)) for t in topics]
-    rule_slot = lambda h: "" if h.slot.startswith("my:") else h.slot     # a generic slot is only a guess
 
     def margin(old: int, new: int) -> float | None:
         "How much less `new` may score than the older `old` and still go first; None: it does not replace `old`."
-        a, b = rule_slot(hits[old]), rule_slot(hits[new])
+        a, b = slots[old], slots[new]
         if a and a == b: return config.recency_margin
         two_events = a.startswith("event:") and b.startswith("event:") and a.split(":")[1] == b.split(":")[1]
         if a and b and not two_events: return None                          # two slots: two things
-        said = fold(hits[new].text)
-        if not CHANGE_CUE.search(said) or ALSO.search(said): return None      # no change, or one more of a kind
-        if not same_subject(subject_of(hits[old].text), subject_of(hits[new].text)): return None
+        if not changes[new] or not same_subject(whom[old], whom[new]): return None
         if share_topic(topics[old], topics[new]): return config.topic_margin
         if two_events: return None               # two meetings named differently: only a shared word joins them
-        if value_kinds(hits[old].text) & value_kinds(hits[new].text): return config.topic_margin
+        if value_kinds(said[old]) & value_kinds(said[new]): return config.topic_margin
         alike = vectors is not None and float(vectors[old] @ vectors[new]) >= config.same_thing
         return config.recency_margin if alike else None
 
